@@ -1,0 +1,13 @@
+//! The error every command can end with; each variant wraps one stage's own error enum.
+
+use crate::inventory::InventoryErrors;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Inventory(#[from] InventoryErrors),
+    #[error("cannot write JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("`kubepki {0}` is not built yet")]
+    NotYet(&'static str),
+}
