@@ -11,6 +11,8 @@
 
 pub mod inventory;
 pub mod plan;
+
+pub mod atomic;
 pub mod cli;
 mod error;
 

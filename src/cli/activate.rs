@@ -15,4 +15,3 @@ pub struct ActivateArgs {
 pub fn run_activate(_args: &ActivateArgs) -> Result<ExitCode, crate::Error> {
     Err(crate::Error::NotYet("activate"))
 }
-

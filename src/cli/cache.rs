@@ -25,4 +25,3 @@ pub struct CacheArgs {
 pub fn run_cache(_args: &CacheArgs) -> Result<ExitCode, crate::Error> {
     Err(crate::Error::NotYet("cache"))
 }
-

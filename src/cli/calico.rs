@@ -25,4 +25,3 @@ pub struct LintArgs {
 pub fn run_lint(_args: &LintArgs) -> Result<ExitCode, crate::Error> {
     Err(crate::Error::NotYet("lint"))
 }
-

@@ -15,4 +15,3 @@ pub struct KubeconfigArgs {
 pub fn run_kubeconfig(_args: &KubeconfigArgs) -> Result<ExitCode, crate::Error> {
     Err(crate::Error::NotYet("kubeconfig"))
 }
-

@@ -25,4 +25,3 @@ pub struct RenewArgs {
 pub fn run_renew(_args: &RenewArgs) -> Result<ExitCode, crate::Error> {
     Err(crate::Error::NotYet("renew"))
 }
-

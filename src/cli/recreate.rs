@@ -25,4 +25,3 @@ pub struct RecreateArgs {
 pub fn run_recreate(_args: &RecreateArgs) -> Result<ExitCode, crate::Error> {
     Err(crate::Error::NotYet("recreate"))
 }
-

@@ -103,7 +103,9 @@ pub enum Problem {
         "{owner} uses a {bits}-bit RSA key; kubepki accepts 2048 to 4096 bits (the Rust age crate refuses larger ones and smaller ones are weak). Fix: generate an ssh-ed25519 host key, or an RSA key within that range."
     )]
     RsaKeySize { owner: String, bits: usize },
-    #[error("{owner}: `{value}` is not a recipient: {reason}. Fix: use an `age1…` key, or an `ssh-ed25519 AAAA…` / `ssh-rsa AAAA…` public key line.")]
+    #[error(
+        "{owner}: `{value}` is not a recipient: {reason}. Fix: use an `age1…` key, or an `ssh-ed25519 AAAA…` / `ssh-rsa AAAA…` public key line."
+    )]
     BadRecipient {
         owner: String,
         value: String,

@@ -40,7 +40,8 @@ impl FieldPath {
         self.0.is_empty()
     }
 
-    /// Parses `a.b[2].c`; used by tests and by callers naming a field by hand.
+    /// Parses `a.b[2].c`, for naming a field by hand.
+    #[cfg(test)]
     pub fn parse(text: &str) -> Self {
         let mut path = FieldPath::root();
         for part in text.split('.') {
@@ -79,14 +80,22 @@ pub fn span_of(source: &str, path: &FieldPath) -> Option<usize> {
     for segment in &path.0 {
         let next = match (segment, at) {
             (Segment::Key(k), At::Table(t) | At::Item(Item::Table(t))) => {
-                best = t.key(k).and_then(|key| key.span()).map(|s| s.start).or(best);
+                best = t
+                    .key(k)
+                    .and_then(|key| key.span())
+                    .map(|s| s.start)
+                    .or(best);
                 t.get(k).map(At::Item)
             }
             (
                 Segment::Key(k),
                 At::Item(Item::Value(Value::InlineTable(t))) | At::Value(Value::InlineTable(t)),
             ) => {
-                best = t.key(k).and_then(|key| key.span()).map(|s| s.start).or(best);
+                best = t
+                    .key(k)
+                    .and_then(|key| key.span())
+                    .map(|s| s.start)
+                    .or(best);
                 t.get(k).map(At::Value)
             }
             (Segment::Index(n), At::Item(Item::ArrayOfTables(a))) => a.get(*n).map(At::Table),
@@ -208,4 +217,32 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let col = source[line_start..offset].chars().count() + 1;
     (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SOURCE: &str = "[cluster]\nname = \"x\"\n\n[[nodes]]\nname = \"a\"\naddresses = { lan = [\"10.0.0.1\", \"10.0.0.2\"] }\n";
+
+    #[test]
+    fn finds_a_value_inside_an_inline_table_of_an_array_of_tables() {
+        let at = span_of(SOURCE, &FieldPath::parse("nodes[0].addresses.lan[1]")).unwrap();
+        assert_eq!(line_col(SOURCE, at), (6, 34));
+    }
+
+    #[test]
+    fn maps_an_offset_back_to_its_field() {
+        let offset = SOURCE.find("10.0.0.2").unwrap();
+        assert_eq!(
+            field_at(SOURCE, offset).unwrap().to_string(),
+            "nodes[0].addresses.lan[1]"
+        );
+    }
+
+    #[test]
+    fn falls_back_to_the_nearest_existing_field() {
+        let at = span_of(SOURCE, &FieldPath::parse("nodes[0].roles")).unwrap();
+        assert_eq!(line_col(SOURCE, at).0, 4);
+    }
 }

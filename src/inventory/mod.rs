@@ -11,6 +11,7 @@
 //! values (the pod MTU, the apiserver SANs) are computed by the stages that
 //! need them, never stored.
 
+pub mod edit;
 mod error;
 mod locate;
 mod recipient;
@@ -519,5 +520,8 @@ fn default_calico_node_image() -> String {
     format!("quay.io/calico/node:v{}", default_calico_version())
 }
 fn default_calico_kube_controllers_image() -> String {
-    format!("quay.io/calico/kube-controllers:v{}", default_calico_version())
+    format!(
+        "quay.io/calico/kube-controllers:v{}",
+        default_calico_version()
+    )
 }

@@ -94,7 +94,13 @@ fn check_network(spec: &Spec, root: &FieldPath, problems: &mut Vec<(FieldPath, P
     for (name, list, example) in lists {
         let field = at.key(name.trim_start_matches("network."));
         if list.is_empty() && !example.is_empty() {
-            problems.push((field.clone(), Problem::EmptyCidrs { list: name, example }));
+            problems.push((
+                field.clone(),
+                Problem::EmptyCidrs {
+                    list: name,
+                    example,
+                },
+            ));
         }
         if name.ends_with("service_cidrs") || name.ends_with("pod_cidrs") {
             for family in [true, false] {
@@ -131,13 +137,49 @@ fn check_network(spec: &Spec, root: &FieldPath, problems: &mut Vec<(FieldPath, P
     }
     let tailnet = [net.tailnet_cidr];
     let pairs: [(&'static str, &[IpNet], &'static str, &[IpNet], &'static str); 7] = [
-        ("pod CIDR", &net.pod_cidrs, "service CIDR", &net.service_cidrs, ""),
-        ("pod CIDR", &net.pod_cidrs, "LAN", &net.lan_cidrs, " (192.168.0.0/16, Calico's fallback, often collides with home LANs)"),
+        (
+            "pod CIDR",
+            &net.pod_cidrs,
+            "service CIDR",
+            &net.service_cidrs,
+            "",
+        ),
+        (
+            "pod CIDR",
+            &net.pod_cidrs,
+            "LAN",
+            &net.lan_cidrs,
+            " (192.168.0.0/16, Calico's fallback, often collides with home LANs)",
+        ),
         ("pod CIDR", &net.pod_cidrs, "VPC", &net.vpc_cidrs, ""),
-        ("pod CIDR", &net.pod_cidrs, "tailnet", &tailnet, " (Tailscale owns 100.64.0.0/10)"),
-        ("service CIDR", &net.service_cidrs, "LAN", &net.lan_cidrs, ""),
-        ("service CIDR", &net.service_cidrs, "VPC", &net.vpc_cidrs, ""),
-        ("service CIDR", &net.service_cidrs, "tailnet", &tailnet, " (Tailscale owns 100.64.0.0/10)"),
+        (
+            "pod CIDR",
+            &net.pod_cidrs,
+            "tailnet",
+            &tailnet,
+            " (Tailscale owns 100.64.0.0/10)",
+        ),
+        (
+            "service CIDR",
+            &net.service_cidrs,
+            "LAN",
+            &net.lan_cidrs,
+            "",
+        ),
+        (
+            "service CIDR",
+            &net.service_cidrs,
+            "VPC",
+            &net.vpc_cidrs,
+            "",
+        ),
+        (
+            "service CIDR",
+            &net.service_cidrs,
+            "tailnet",
+            &tailnet,
+            " (Tailscale owns 100.64.0.0/10)",
+        ),
     ];
     for (first, xs, second, ys, hint) in pairs {
         let field_name = match first {
@@ -236,7 +278,8 @@ fn check_pki(spec: &Spec, root: &FieldPath, problems: &mut Vec<(FieldPath, Probl
 
 fn check_operators(spec: &Spec, root: &FieldPath, out: &mut Checked) {
     if spec.operators.is_empty() {
-        out.problems.push((root.key("operators"), Problem::NoOperators));
+        out.problems
+            .push((root.key("operators"), Problem::NoOperators));
     }
     let mut seen = BTreeSet::new();
     for (i, operator) in spec.operators.iter().enumerate() {
@@ -265,7 +308,8 @@ fn check_operators(spec: &Spec, root: &FieldPath, out: &mut Checked) {
                 Err(p) => out.problems.push((at.key("recipients").index(j), p)),
             }
         }
-        out.operator_recipients.insert(operator.name.clone(), parsed);
+        out.operator_recipients
+            .insert(operator.name.clone(), parsed);
     }
 }
 
@@ -304,7 +348,11 @@ fn check_nodes(path: &Path, spec: &Spec, root: &FieldPath, out: &mut Checked) {
             if !is_dns_name(name) {
                 out.problems.push((
                     at.key("names").index(j),
-                    invalid(name, "DNS name", "use a host name like \"node.tailnet.ts.net\""),
+                    invalid(
+                        name,
+                        "DNS name",
+                        "use a host name like \"node.tailnet.ts.net\"",
+                    ),
                 ));
             }
         }
@@ -338,13 +386,19 @@ fn check_nodes(path: &Path, spec: &Spec, root: &FieldPath, out: &mut Checked) {
         }
     }
     if !spec.nodes.iter().any(Node::is_control_plane) {
-        out.problems.push((root.key("nodes"), Problem::NoControlPlane));
+        out.problems
+            .push((root.key("nodes"), Problem::NoControlPlane));
     } else if !spec.nodes.iter().any(Node::is_etcd) && spec.etcd.external_servers.is_empty() {
         out.problems.push((root.key("nodes"), Problem::NoEtcd));
     }
 }
 
-fn check_addresses(spec: &Spec, node: &Node, at: &FieldPath, problems: &mut Vec<(FieldPath, Problem)>) {
+fn check_addresses(
+    spec: &Spec,
+    node: &Node,
+    at: &FieldPath,
+    problems: &mut Vec<(FieldPath, Problem)>,
+) {
     let addresses = at.key("addresses");
     let net = &spec.network;
     if node.addresses.all().is_empty() {

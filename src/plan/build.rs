@@ -268,7 +268,11 @@ fn node_plan(plan: &Plan, node: &Node, server: &str) -> NodePlan {
     if cp {
         k8s_units.splice(
             0..0,
-            [Unit::KubeApiserver, Unit::KubeControllerManager, Unit::KubeScheduler],
+            [
+                Unit::KubeApiserver,
+                Unit::KubeControllerManager,
+                Unit::KubeScheduler,
+            ],
         );
     }
     for authority in &plan.authorities {
@@ -311,11 +315,9 @@ fn node_plan(plan: &Plan, node: &Node, server: &str) -> NodePlan {
         }
     }
 
-    for cert in plan
-        .certificates
-        .iter()
-        .filter(|c| c.node.as_deref() == Some(node.name.as_str()) || c.key_holders.contains(&node.name))
-    {
+    for cert in plan.certificates.iter().filter(|c| {
+        c.node.as_deref() == Some(node.name.as_str()) || c.key_holders.contains(&node.name)
+    }) {
         let owner = owner_of(cert.profile);
         let units = services(units_of(cert.profile));
         let material = cert.profile.name();
@@ -341,15 +343,20 @@ fn node_plan(plan: &Plan, node: &Node, server: &str) -> NodePlan {
         });
     }
 
-    for secret in plan.secrets.iter().filter(|s| s.key_holders.contains(&node.name)) {
+    for secret in plan
+        .secrets
+        .iter()
+        .filter(|s| s.key_holders.contains(&node.name))
+    {
         let (key_name, units) = match secret.kind {
             SecretKind::ServiceAccount => (
                 "sa.key".to_string(),
                 vec![Unit::KubeApiserver, Unit::KubeControllerManager],
             ),
-            SecretKind::EncryptionConfig => {
-                ("encryption-config.yaml".to_string(), vec![Unit::KubeApiserver])
-            }
+            SecretKind::EncryptionConfig => (
+                "encryption-config.yaml".to_string(),
+                vec![Unit::KubeApiserver],
+            ),
         };
         files.push(InstallFile {
             material: secret.id.clone(),
@@ -378,7 +385,8 @@ fn node_plan(plan: &Plan, node: &Node, server: &str) -> NodePlan {
     let mut kubeconfig = |profile: Profile, units: &[Unit]| {
         let Some(cert) = plan.certificates.iter().find(|c| {
             c.profile == profile
-                && (c.node.as_deref() == Some(node.name.as_str()) || c.key_holders.contains(&node.name))
+                && (c.node.as_deref() == Some(node.name.as_str())
+                    || c.key_holders.contains(&node.name))
         }) else {
             return;
         };

@@ -54,7 +54,10 @@ pub fn units_of(profile: Profile) -> &'static [Unit] {
         Profile::KubeletClient | Profile::KubeletServing => &[Unit::Kubelet],
         Profile::KubeProxy => &[Unit::KubeProxy],
         // Read per pod by the CNI binary, by health checks, or by operators: nothing to restart.
-        Profile::EtcdHealthcheckClient | Profile::CalicoCni | Profile::Admin | Profile::SuperAdmin => &[],
+        Profile::EtcdHealthcheckClient
+        | Profile::CalicoCni
+        | Profile::Admin
+        | Profile::SuperAdmin => &[],
     }
 }
 

@@ -32,7 +32,11 @@ pub enum Authority {
 }
 
 impl Authority {
-    pub const ALL: [Authority; 3] = [Authority::Kubernetes, Authority::Etcd, Authority::FrontProxy];
+    pub const ALL: [Authority; 3] = [
+        Authority::Kubernetes,
+        Authority::Etcd,
+        Authority::FrontProxy,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {

@@ -24,13 +24,22 @@ pub fn render_text(plan: &Plan) -> String {
         } else {
             format!("operators, {}", a.key_holders.join(", "))
         };
-        let _ = writeln!(out, "  {:<12} CN={:<16} key -> {holders}", a.authority.name(), a.common_name);
+        let _ = writeln!(
+            out,
+            "  {:<12} CN={:<16} key -> {holders}",
+            a.authority.name(),
+            a.common_name
+        );
     }
     for node in &plan.nodes {
         let roles: Vec<&str> = node.roles.iter().map(|r| r.name()).collect();
         let _ = writeln!(out, "\n{} ({}):", node.name, roles.join(", "));
         for file in node.files.iter().filter(|f| f.part == Part::Certificate) {
-            let Some(cert) = plan.certificates.iter().find(|c| c.cert_file == file.source) else {
+            let Some(cert) = plan
+                .certificates
+                .iter()
+                .find(|c| c.cert_file == file.source)
+            else {
                 continue;
             };
             let mut subject = format!("CN={}", cert.common_name);
@@ -65,7 +74,11 @@ pub fn render_text(plan: &Plan) -> String {
             .map(|f| f.install.as_str())
             .collect();
         let _ = writeln!(out, "  keys: {}", secrets.join(", "));
-        let kubeconfigs: Vec<&str> = node.kubeconfigs.iter().map(|k| k.install.as_str()).collect();
+        let kubeconfigs: Vec<&str> = node
+            .kubeconfigs
+            .iter()
+            .map(|k| k.install.as_str())
+            .collect();
         let _ = writeln!(out, "  kubeconfigs: {}", kubeconfigs.join(", "));
     }
     out
