@@ -155,12 +155,20 @@ fn main() {
         return;
     }
     let root = tempfile::tempdir().unwrap();
+    // KUBEPKI_BENCH_KEEP=1 leaves the clusters behind for profiling.
+    let (root, _guard) = if std::env::var_os("KUBEPKI_BENCH_KEEP").is_some() {
+        let kept = root.keep();
+        println!("clusters left in {}", kept.display());
+        (kept, None)
+    } else {
+        (root.path().to_path_buf(), Some(root))
+    };
     println!(
         "recreate on {} cores (rayon), ECDSA P-256",
         rayon::current_num_threads()
     );
 
-    let example = root.path().join("example-base");
+    let example = root.as_path().join("example-base");
     copy_tree(&repo().join("hosts"), &example.join("hosts"));
     let _ = fs::remove_dir_all(example.join("hosts/pki"));
     // The copy must not carry the repository's pins: they would name another CA.
@@ -177,7 +185,7 @@ fn main() {
     };
     fs::write(&toml_path, unpinned).unwrap();
     scenario(
-        root.path(),
+        root.as_path(),
         "example (4 nodes)",
         &example,
         9,
@@ -185,10 +193,10 @@ fn main() {
     );
 
     for nodes in [100usize, 1000] {
-        let base = root.path().join(format!("synthetic-{nodes}"));
+        let base = root.as_path().join(format!("synthetic-{nodes}"));
         synthetic(&base, nodes);
         scenario(
-            root.path(),
+            root.as_path(),
             &format!("{nodes} nodes"),
             &base,
             nodes,
