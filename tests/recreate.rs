@@ -764,3 +764,72 @@ fn issuing_with_an_existing_ca_but_no_identity_fails_clearly_and_writes_nothing(
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("ca/kubernetes.key.age"));
 }
+
+#[test]
+fn an_age_identity_file_operator_can_reissue_and_go_age_reads_its_keys() {
+    let cluster = Cluster::new();
+    let keys = cluster.dir.path().join("keys");
+    fs::create_dir_all(&keys).unwrap();
+    let identity = keys.join("keys.txt");
+    let out = Command::new(tool("age-keygen"))
+        .arg("-o")
+        .arg(&identity)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = fs::read_to_string(&identity).unwrap();
+    let recipient = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_string();
+    cluster.edit(|t| {
+        t.replace(
+            "operator-TEST-KEY\",\n",
+            &format!("operator-TEST-KEY\",\n  \"{recipient}\",\n"),
+        )
+    });
+    cluster.recreate();
+    // Only the age identity file: it must unseal the CA keys to re-issue every leaf.
+    let out = cluster.run(&["recreate", "--force", "-i", identity.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = go_age_decrypt(&identity, &cluster.bundle().join("cluster/admin.key.age")).unwrap();
+    let (a, b) = key_and_cert_public_keys(&key, &cluster.bundle().join("cluster/admin.crt"));
+    assert_eq!(a, b);
+}
+
+#[test]
+fn a_passphrase_protected_identity_without_a_terminal_fails_clearly() {
+    let cluster = Cluster::new();
+    cluster.recreate();
+    let keys = cluster.dir.path().join("keys");
+    fs::create_dir_all(&keys).unwrap();
+    let protected = keys.join("protected");
+    let status = Command::new(tool("ssh-keygen"))
+        .args(["-q", "-t", "ed25519", "-N", "correct horse", "-f"])
+        .arg(&protected)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    cluster.add_node("laptop-new", "192.168.0.24");
+    // setsid: no controlling terminal, as under CI or a systemd unit.
+    let out = Command::new(tool("setsid"))
+        .arg("--wait")
+        .arg(BIN)
+        .args(["recreate", "-f"])
+        .arg(cluster.inventory())
+        .arg("-i")
+        .arg(&protected)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("protected by a passphrase"), "{stderr}");
+    assert!(stderr.contains("no terminal"), "{stderr}");
+    assert!(!cluster.bundle().join("nodes/laptop-new").exists());
+}
