@@ -232,7 +232,8 @@ pub fn compute(
         m.format != super::manifest::FORMAT
             || m.cluster != plan.cluster
             || m.algorithm != plan.algorithm
-            || m.nodes != Manifest::nodes_of(plan)
+            || m.nodes.len() != plan.nodes.len()
+            || plan.nodes.iter().any(|n| m.nodes.get(&n.name) != Some(n))
     });
     changes
 }
