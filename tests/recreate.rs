@@ -833,3 +833,28 @@ fn a_passphrase_protected_identity_without_a_terminal_fails_clearly() {
     assert!(stderr.contains("no terminal"), "{stderr}");
     assert!(!cluster.bundle().join("nodes/laptop-new").exists());
 }
+
+#[test]
+fn a_folder_that_is_not_a_bundle_is_never_replaced() {
+    let cluster = Cluster::new();
+    fs::create_dir_all(cluster.bundle()).unwrap();
+    fs::write(cluster.bundle().join("notes.txt"), b"mine").unwrap();
+    let out = cluster.run(&["recreate", "-i", operator_key().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a kubepki bundle"));
+    assert_eq!(
+        fs::read(cluster.bundle().join("notes.txt")).unwrap(),
+        b"mine"
+    );
+}
+
+#[test]
+fn a_bad_inventory_exits_non_zero_and_writes_nothing() {
+    let cluster = Cluster::new();
+    cluster.edit(|t| t.replace("algorithm = \"ecdsa-p256\"", "algorithm = \"dsa-1024\""));
+    let before = fs::read(cluster.inventory()).unwrap();
+    let out = cluster.run(&["recreate", "-i", operator_key().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(!cluster.bundle().exists());
+    assert_eq!(fs::read(cluster.inventory()).unwrap(), before);
+}

@@ -60,6 +60,10 @@ pub enum BundleError {
         authority: String,
         fingerprint: String,
     },
+    #[error(
+        "{path} exists but has no manifest.json, so it is not a kubepki bundle; recreate would replace its files. Fix: move its files away, or set `pki.bundle` in the inventory to another folder."
+    )]
+    NotABundle { path: String },
     #[error("injected fault after {after} writes (test hook).")]
     InjectedFault { after: usize },
     #[error("cannot record the CA pins in the inventory: {0}")]

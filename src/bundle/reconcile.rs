@@ -99,6 +99,12 @@ pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outc
     let dir = inventory.bundle_dir();
     let lock = BundleLock::acquire(&dir)?;
     let old = Bundle::open_if_exists(&dir)?;
+    if old.is_none() && std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(BundleError::NotABundle {
+            path: dir.display().to_string(),
+        }
+        .into());
+    }
     let changes = compute(
         &plan,
         old.as_ref().map(|b| &b.manifest),
