@@ -858,3 +858,115 @@ fn a_bad_inventory_exits_non_zero_and_writes_nothing() {
     assert!(!cluster.bundle().exists());
     assert_eq!(fs::read(cluster.inventory()).unwrap(), before);
 }
+
+#[test]
+fn ca_rotation_publishes_new_and_old_then_only_new_and_reissues_only_that_authoritys_leaves() {
+    use kubepki::bundle::TrustBundle;
+    use kubepki::issue::{CaCertificate, issue_authority};
+    use kubepki::plan::Authority;
+
+    let cluster = Cluster::new();
+    cluster.recreate();
+    let before = cluster.opened().manifest;
+    let inventory = cluster.load();
+    let plan = kubepki::plan::plan(&inventory);
+    let old_pem = fs::read(cluster.bundle().join("ca/etcd.crt")).unwrap();
+    let old = CaCertificate::from_pem_bundle(Authority::Etcd, &old_pem).unwrap();
+    let new = issue_authority(
+        plan.authority(Authority::Etcd).unwrap(),
+        plan.algorithm,
+        plan.ca_validity_days,
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let mut options = RecreateOptions {
+        identities: vec![operator_key()],
+        ..RecreateOptions::default()
+    };
+    options.trust.insert(
+        Authority::Etcd,
+        TrustBundle {
+            signing: new.certificate.clone(),
+            key: new.key().clone(),
+            also_trusted: old.clone(),
+        },
+    );
+    let outcome = bundle::recreate(&inventory, &options).unwrap();
+    assert!(outcome.written && outcome.pins_recorded);
+    let during = cluster.opened();
+    during.verify().unwrap();
+    let fingerprints = vec![
+        new.certificate.fingerprint.clone(),
+        old[0].fingerprint.clone(),
+    ];
+    assert_eq!(
+        during.manifest.authorities[&Authority::Etcd].fingerprints,
+        fingerprints
+    );
+    assert_eq!(cluster.load().spec.pki.pins[&Authority::Etcd], fingerprints);
+    for certificate in &plan.certificates {
+        let FileEntry::Certificate(entry) = &during.manifest.files[&certificate.cert_file] else {
+            panic!()
+        };
+        if certificate.issuer == Authority::Etcd {
+            assert_eq!(entry.issuer_fingerprint, new.certificate.fingerprint);
+            let ca = cluster.bundle().join("ca/etcd.crt");
+            let leaf = cluster.bundle().join(&certificate.cert_file);
+            let out = openssl(
+                &[
+                    "verify",
+                    "-CAfile",
+                    ca.to_str().unwrap(),
+                    leaf.to_str().unwrap(),
+                ],
+                b"",
+            );
+            assert!(out.status.success(), "{}", certificate.id);
+        } else {
+            assert_eq!(
+                &during.manifest.files[&certificate.cert_file],
+                &before.files[&certificate.cert_file],
+                "{} must stay",
+                certificate.id
+            );
+        }
+    }
+    // The sealed CA key is the new CA's (the first certificate of the trust bundle).
+    let key = go_age_decrypt(&operator_key(), &cluster.bundle().join("ca/etcd.key.age")).unwrap();
+    let (a, b) = key_and_cert_public_keys(&key, &cluster.bundle().join("ca/etcd.crt"));
+    assert_eq!(a, b);
+
+    // The same step again changes nothing; dropping the old CA rewrites only the trust bundle.
+    let inventory = cluster.load();
+    let again = bundle::recreate(&inventory, &options).unwrap();
+    assert!(!again.written, "{:?}", again.changes);
+    options
+        .trust
+        .get_mut(&Authority::Etcd)
+        .unwrap()
+        .also_trusted
+        .clear();
+    let finished = bundle::recreate(&inventory, &options).unwrap();
+    assert!(finished.written);
+    assert!(
+        finished
+            .changes
+            .reissued
+            .iter()
+            .all(|(id, _)| id == "ca/etcd")
+    );
+    let after = cluster.opened().manifest;
+    assert_eq!(
+        after.authorities[&Authority::Etcd].fingerprints,
+        vec![new.certificate.fingerprint.clone()]
+    );
+    assert_eq!(
+        CaCertificate::from_pem_bundle(
+            Authority::Etcd,
+            &fs::read(cluster.bundle().join("ca/etcd.crt")).unwrap()
+        )
+        .unwrap()
+        .len(),
+        1
+    );
+}

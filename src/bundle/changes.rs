@@ -30,6 +30,8 @@ pub enum Reason {
     IssuerChanged,
     /// `--force` (or `renew`) asked for it.
     Forced,
+    /// A CA rotation step changes the authority's trust bundle (and maybe its signing CA).
+    TrustChanged,
 }
 
 impl fmt::Display for Reason {
@@ -43,6 +45,7 @@ impl fmt::Display for Reason {
             Reason::Expiring { not_after } => write!(f, "expiring (not after {not_after})"),
             Reason::IssuerChanged => f.write_str("issuer changed"),
             Reason::Forced => f.write_str("forced"),
+            Reason::TrustChanged => f.write_str("CA rotation: trust bundle changed"),
         }
     }
 }
@@ -58,6 +61,11 @@ pub struct ChangeOptions {
     /// fingerprint of the manifest. CA rotation sets the new CA here, so every
     /// leaf signed by the old one is re-issued.
     pub signing: BTreeMap<Authority, String>,
+    /// The trust bundle an authority must publish (fingerprints, signing CA first),
+    /// for CA rotation: `[new, old]` while both are trusted, then `[new]`. An
+    /// authority whose manifest differs is re-issued with [`Reason::TrustChanged`];
+    /// its first fingerprint is its signing CA unless `signing` says otherwise.
+    pub trust: BTreeMap<Authority, Vec<String>>,
 }
 
 /// Everything a run changes, by material id (`ca/<authority>`, a certificate id, a secret id).
@@ -145,13 +153,17 @@ pub fn compute(
                 signing.insert(authority.authority, None);
             }
             Some(entry) => {
+                let trust = options.trust.get(&authority.authority);
                 let fingerprint = options
                     .signing
                     .get(&authority.authority)
                     .cloned()
+                    .or_else(|| trust.and_then(|t| t.first().cloned()))
                     .or_else(|| entry.signing_fingerprint().map(str::to_string));
                 signing.insert(authority.authority, fingerprint);
-                if sealed_changed(&authority.key_file, &authority.key_holders) {
+                if trust.is_some_and(|t| *t != entry.fingerprints) {
+                    changes.reissued.push((id, Reason::TrustChanged));
+                } else if sealed_changed(&authority.key_file, &authority.key_holders) {
                     changes.resealed.push(id);
                 } else {
                     changes.kept.push(id);

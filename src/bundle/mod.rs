@@ -17,7 +17,9 @@ pub use manifest::{
     AuthorityEntry, CertificateEntry, CertificateInputs, FileEntry, InputPart, MANIFEST_FILE,
     Manifest, PublicKeyEntry, SealedKeyEntry, TrustBundleEntry,
 };
-pub use reconcile::{Outcome, RecreateOptions, pending_changes, recreate};
+pub use reconcile::{
+    Outcome, RecreateOptions, TrustBundle, pending_changes, record_pins, recreate,
+};
 pub use store::{Bundle, BundleLock, StagedFile, Transaction};
 
 /// Something reading or writing the bundle folder could not do.

@@ -42,11 +42,43 @@ pub struct RecreateOptions {
     pub now: Option<OffsetDateTime>,
     /// The signing CA per authority (fingerprint), for CA rotation; default: the manifest's first.
     pub signing: BTreeMap<Authority, String>,
+    /// CA rotation: the trust bundle to publish per authority, see [`TrustBundle`].
+    pub trust: BTreeMap<Authority, TrustBundle>,
     /// Do not record the CA pins in the inventory.
     pub skip_pins: bool,
     /// Testing hook: stop as if killed after this many filesystem steps.
     #[doc(hidden)]
     pub fault_after_writes: Option<usize>,
+}
+
+/// The CAs an authority publishes during a rotation, e.g. `[new, old]`, then `[new]`.
+///
+/// `signing` signs every leaf from now on (leaves signed by another CA are
+/// re-issued) and its key is sealed as the authority's key; `also_trusted`
+/// stay in the trust bundle so nodes accept both until every leaf is new.
+#[derive(Debug, Clone)]
+pub struct TrustBundle {
+    pub signing: CaCertificate,
+    pub key: PrivateKey,
+    pub also_trusted: Vec<CaCertificate>,
+}
+
+impl TrustBundle {
+    /// Fingerprints in trust-bundle order, signing CA first.
+    pub fn fingerprints(&self) -> Vec<String> {
+        std::iter::once(&self.signing)
+            .chain(&self.also_trusted)
+            .map(|c| c.fingerprint.clone())
+            .collect()
+    }
+
+    /// The PEM trust bundle file, signing CA first.
+    pub fn pem(&self) -> String {
+        std::iter::once(&self.signing)
+            .chain(&self.also_trusted)
+            .map(CaCertificate::pem)
+            .collect()
+    }
 }
 
 /// What a run did.
@@ -70,6 +102,11 @@ fn change_options(inventory: &Inventory, options: &RecreateOptions) -> ChangeOpt
         renew_before_days: inventory.spec.pki.renew_before_days,
         force: options.force,
         signing: options.signing.clone(),
+        trust: options
+            .trust
+            .iter()
+            .map(|(a, t)| (*a, t.fingerprints()))
+            .collect(),
     }
 }
 
@@ -151,6 +188,12 @@ pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outc
             issue_authority(a, plan.algorithm, plan.ca_validity_days, now).map(|s| (a.authority, s))
         })
         .collect::<Result<_, _>>()?;
+    for (authority, trust) in &options.trust {
+        if changes.is_issued(&authority_id(*authority)) {
+            let signer = SigningAuthority::new(trust.signing.clone(), trust.key.clone())?;
+            signers.insert(*authority, signer);
+        }
+    }
     for authority in &plan.authorities {
         let id = authority_id(authority.authority);
         if signers.contains_key(&authority.authority) {
@@ -287,6 +330,7 @@ pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outc
         &changes,
         old.as_ref(),
         &signers,
+        &options.trust,
         &issued,
         &secrets,
         sealed,
@@ -379,6 +423,7 @@ fn assemble(
     changes: &Changes,
     old: Option<&Bundle>,
     signers: &BTreeMap<Authority, SigningAuthority>,
+    trust: &BTreeMap<Authority, TrustBundle>,
     issued: &BTreeMap<String, IssuedCertificate>,
     secrets: &BTreeMap<String, IssuedSecret>,
     sealed: BTreeMap<String, (Vec<u8>, SealedKeyEntry)>,
@@ -399,9 +444,16 @@ fn assemble(
             })
     };
 
-    let ca_pems: BTreeMap<Authority, String> = signers
+    // The trust bundle of each new or rotated authority: its signing CA, then any still trusted.
+    let ca_pems: BTreeMap<Authority, (String, Vec<String>)> = signers
         .iter()
-        .map(|(a, s)| (*a, s.certificate.pem()))
+        .map(|(a, s)| match trust.get(a) {
+            Some(t) => (*a, (t.pem(), t.fingerprints())),
+            None => (
+                *a,
+                (s.certificate.pem(), vec![s.certificate.fingerprint.clone()]),
+            ),
+        })
         .collect();
     for authority in &plan.authorities {
         let id = authority_id(authority.authority);
@@ -410,7 +462,7 @@ fn assemble(
             .zip(ca_pems.get(&authority.authority))
             .filter(|_| changes.is_issued(&id));
         match new {
-            Some((signer, pem)) => {
+            Some((signer, (pem, fingerprints))) => {
                 let certificate = &signer.certificate;
                 staged.push(StagedFile::Write(&authority.cert_file, pem.as_bytes()));
                 files.insert(
@@ -418,7 +470,7 @@ fn assemble(
                     FileEntry::TrustBundle(TrustBundleEntry {
                         sha256: sha256_hex(pem.as_bytes()),
                         authority: authority.authority,
-                        fingerprints: vec![certificate.fingerprint.clone()],
+                        fingerprints: fingerprints.clone(),
                     }),
                 );
                 authorities.insert(
@@ -426,7 +478,7 @@ fn assemble(
                     AuthorityEntry {
                         cert_file: authority.cert_file.clone(),
                         key_file: authority.key_file.clone(),
-                        fingerprints: vec![certificate.fingerprint.clone()],
+                        fingerprints: fingerprints.clone(),
                         not_after: rfc3339(certificate.not_after),
                     },
                 );
