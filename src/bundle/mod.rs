@@ -6,6 +6,16 @@
 //! folder under a lock; [`reconcile`] is `kubepki recreate`, tying plan,
 //! issuance, sealing and the store together. Plaintext keys never reach the
 //! disk here: only sealed bytes and public material are written.
+//!
+//! For the other stages:
+//! - read: [`Bundle::open`] (manifest only), [`Bundle::read`] (one file, digest
+//!   checked), [`Bundle::verify`] (every file);
+//! - decide: [`compute`] with [`ChangeOptions`] (`force`, `renew_before_days`,
+//!   `signing`, `trust`) gives [`Changes`]; [`pending_changes`] does it for an inventory;
+//! - act: [`recreate`] with [`RecreateOptions`]; `renew` is `force`, CA rotation
+//!   is `trust` ([`TrustBundle`]: signing CA `new`, also trusted `[old]`, later `[]`);
+//! - low level: [`BundleLock`] + [`Transaction`] (`keep`, `write`, `apply`, `commit`)
+//!   for any other whole-bundle rewrite.
 
 pub mod changes;
 pub mod manifest;
