@@ -10,6 +10,7 @@
 //! git and activation live at the edges.
 
 pub mod inventory;
+pub mod kubeconfig;
 pub mod plan;
 
 pub mod atomic;
