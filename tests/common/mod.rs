@@ -15,6 +15,8 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
+pub mod tls;
+
 /// The repository root (where Cargo.toml is).
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -220,4 +222,85 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("bind an ephemeral port")
+}
+
+/// The private half of a node's test host key (`tests/keys/<node>/ssh_host_*_key`).
+pub fn host_identity(node: &str) -> PathBuf {
+    let dir = test_key(node);
+    fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("ssh_host_") && n.ends_with("_key"))
+        })
+        .unwrap_or_else(|| panic!("no ssh_host_*_key in {}", dir.display()))
+}
+
+/// Decrypts a sealed bundle file with the Go `age` CLI into `out` (inside a test temp dir).
+pub fn age_decrypt(identity: &Path, sealed: &Path, out: &Path) {
+    let output = run(
+        "age",
+        &[
+            "--decrypt",
+            "-i",
+            identity.to_str().expect("utf-8 path"),
+            "-o",
+            out.to_str().expect("utf-8 path"),
+            sealed.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert_success(&output, &format!("age --decrypt {}", sealed.display()));
+}
+
+impl ExampleCluster {
+    /// Runs `kubepki recreate` with the operator's test identity and asserts it succeeded.
+    pub fn recreate(&self) {
+        let inventory = self.inventory();
+        let identity = operator_identity();
+        let output = self.kubepki(&[
+            "recreate",
+            "-f",
+            inventory.to_str().expect("utf-8 temp path"),
+            "-i",
+            identity.to_str().expect("utf-8 repo path"),
+        ]);
+        assert_success(&output, "kubepki recreate");
+    }
+
+    /// The example inventory, loaded by the library.
+    pub fn load(&self) -> kubepki::inventory::Inventory {
+        kubepki::inventory::Inventory::load(&self.inventory()).expect("the example inventory loads")
+    }
+
+    /// Installs `node`'s files from the bundle into `dir` under their install names, as
+    /// activation would, decrypting secrets with the node's own test host key through Go `age`.
+    pub fn install_node(&self, plan: &kubepki::plan::Plan, node: &str, dir: &Path) {
+        use kubepki::plan::Part;
+        fs::create_dir_all(dir).expect("create install dir");
+        let node_plan = plan.node(node).unwrap_or_else(|| panic!("no node {node} in plan"));
+        let identity = host_identity(node);
+        for file in &node_plan.files {
+            let source = self.bundle().join(&file.source);
+            let target = dir.join(&file.install);
+            match file.part {
+                Part::Secret => age_decrypt(&identity, &source, &target),
+                _ => {
+                    fs::copy(&source, &target)
+                        .unwrap_or_else(|e| panic!("copy {}: {e}", source.display()));
+                }
+            }
+        }
+    }
+}
+
+/// A child process that is killed when the guard goes out of scope, even on a failed assertion.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
