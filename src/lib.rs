@@ -9,9 +9,12 @@
 //! signed Nix binary cache. The core (inventory to materials) is pure; files,
 //! git and activation live at the edges.
 
+pub mod bundle;
 pub mod inventory;
+pub mod issue;
 pub mod kubeconfig;
 pub mod plan;
+pub mod seal;
 
 pub mod atomic;
 pub mod cli;
