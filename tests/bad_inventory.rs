@@ -59,8 +59,14 @@ fn assert_refused(cluster: &ExampleCluster, expected: &Expected<'_>) {
 
 fn recreate(cluster: &ExampleCluster) -> std::process::Output {
     let inventory = cluster.inventory();
-    // TEMPORARY until the pipeline lands: validate only.
-    cluster.kubepki(&["inventory", "-f", inventory.to_str().expect("utf-8 temp path")])
+    let identity = common::operator_identity();
+    cluster.kubepki(&[
+        "recreate",
+        "-f",
+        inventory.to_str().expect("utf-8 temp path"),
+        "-i",
+        identity.to_str().expect("utf-8 repo path"),
+    ])
 }
 
 #[test]
@@ -175,7 +181,10 @@ fn service_cidr_overlapping_the_lan_is_refused() {
 #[test]
 fn a_cluster_without_control_plane_is_refused() {
     let cluster = ExampleCluster::copy();
-    cluster.replace("roles = [\"control-plane\", \"etcd\"]", "roles = [\"worker\"]");
+    cluster.replace(
+        "roles = [\"control-plane\", \"etcd\"]",
+        "roles = [\"worker\"]",
+    );
     assert_refused(
         &cluster,
         &Expected {
@@ -220,10 +229,20 @@ fn a_control_plane_with_an_external_etcd_is_accepted() {
     let output = recreate(&cluster);
     assert_success(&output, "recreate with an external etcd");
     let bundle = cluster.bundle();
-    assert!(bundle.join("nodes/ec2-controlplane/apiserver.crt").is_file());
-    assert!(bundle.join("nodes/ec2-controlplane/apiserver-etcd-client.crt").is_file());
     assert!(
-        !bundle.join("nodes/ec2-controlplane/etcd-server.crt").exists(),
+        bundle
+            .join("nodes/ec2-controlplane/apiserver.crt")
+            .is_file()
+    );
+    assert!(
+        bundle
+            .join("nodes/ec2-controlplane/apiserver-etcd-client.crt")
+            .is_file()
+    );
+    assert!(
+        !bundle
+            .join("nodes/ec2-controlplane/etcd-server.crt")
+            .exists(),
         "no stacked etcd member, so no etcd server certificate"
     );
 }
@@ -270,9 +289,9 @@ fn use_generated_host_key(cluster: &ExampleCluster, args: &[&str]) {
     .expect("write host key");
 }
 
-const UNSUPPORTED_FIX: &str = "use an ssh-ed25519 key (or ssh-rsa of 2048 to 4096 bits), or an `age1…` recipient.";
-const RSA_SIZE_FIX: &str =
-    "generate an ssh-ed25519 host key, or an RSA key within that range.";
+const UNSUPPORTED_FIX: &str =
+    "use an ssh-ed25519 key (or ssh-rsa of 2048 to 4096 bits), or an `age1…` recipient.";
+const RSA_SIZE_FIX: &str = "generate an ssh-ed25519 host key, or an RSA key within that range.";
 
 #[test]
 fn an_ecdsa_host_key_is_refused() {
@@ -341,7 +360,8 @@ fn an_rsa_host_key_over_4096_bits_is_refused() {
     );
 }
 
-const KEYSCAN_FIX: &str = "fetch it with `ssh-keyscan -t ed25519 <host> | cut -d' ' -f2- > {path}`.";
+const KEYSCAN_FIX: &str =
+    "fetch it with `ssh-keyscan -t ed25519 <host> | cut -d' ' -f2- > {path}`.";
 
 #[test]
 fn a_missing_host_key_file_is_refused() {
@@ -391,10 +411,7 @@ fn an_unknown_field_is_refused() {
 #[test]
 fn a_node_ip_that_is_not_one_of_the_node_addresses_is_refused() {
     let cluster = ExampleCluster::copy();
-    cluster.replace(
-        "node_ip = \"192.168.0.22\"",
-        "node_ip = \"192.168.0.99\"",
-    );
+    cluster.replace("node_ip = \"192.168.0.22\"", "node_ip = \"192.168.0.99\"");
     assert_refused(
         &cluster,
         &Expected {

@@ -158,7 +158,10 @@ fn etcd_serves_the_apiserver_client_and_refuses_a_kubernetes_ca_client() {
         "apiserver-etcd-client",
         &["put", "/registry/kubepki-test", "sealed-and-delivered"],
     );
-    assert_success(&put, "etcdctl put with the apiserver-etcd-client certificate");
+    assert_success(
+        &put,
+        "etcdctl put with the apiserver-etcd-client certificate",
+    );
     assert_eq!(stdout(&put).trim(), "OK");
 
     // Read it back from the other member: the write crossed the peer link.
@@ -168,7 +171,10 @@ fn etcd_serves_the_apiserver_client_and_refuses_a_kubernetes_ca_client() {
         "apiserver-etcd-client",
         &["get", "/registry/kubepki-test", "--print-value-only"],
     );
-    assert_success(&get, "etcdctl get with the apiserver-etcd-client certificate");
+    assert_success(
+        &get,
+        "etcdctl get with the apiserver-etcd-client certificate",
+    );
     assert_eq!(stdout(&get).trim(), "sealed-and-delivered");
 
     // The admin certificate is perfectly valid, but for the Kubernetes CA: etcd must refuse it.

@@ -68,7 +68,11 @@ impl Installed {
         cluster.recreate();
         let plan = kubepki::plan::plan(&cluster.load());
         for node in &plan.nodes {
-            cluster.install_node(&plan, &node.name, &cluster.root().join("run").join(&node.name));
+            cluster.install_node(
+                &plan,
+                &node.name,
+                &cluster.root().join("run").join(&node.name),
+            );
         }
         Installed { cluster, plan }
     }
@@ -130,7 +134,12 @@ fn every_node_local_kubeconfig_resolves_to_the_installed_material_and_authentica
 
             let view = flattened(&path);
             let context = format!("{}@{}", plan.user, installed.plan.cluster);
-            assert_eq!(view["current-context"], context.as_str(), "{}", path.display());
+            assert_eq!(
+                view["current-context"],
+                context.as_str(),
+                "{}",
+                path.display()
+            );
             let cluster = &view["clusters"][0];
             assert_eq!(cluster["name"], installed.plan.cluster.as_str());
             assert_eq!(
@@ -154,7 +163,10 @@ fn every_node_local_kubeconfig_resolves_to_the_installed_material_and_authentica
 
             // And the credentials work: a mutual-TLS request as this user.
             let output = kubectl(&path, &["--server", &local_url, "get", "--raw", "/"]);
-            assert_success(&output, &format!("kubectl get --raw / with {}", path.display()));
+            assert_success(
+                &output,
+                &format!("kubectl get --raw / with {}", path.display()),
+            );
             assert_eq!(stdout(&output), BODY);
             expected_clients.push(plan.user.clone());
             checked += 1;
@@ -179,11 +191,18 @@ fn the_operator_admin_kubeconfig_reaches_the_apiserver_by_ip_and_by_service_name
     let admin = installed.operator_kubeconfig("admin", &[]);
     let after = installed.cluster.snapshot();
     // Only the file this test wrote from stdout is new: kubepki itself wrote nothing.
-    let mut new: Vec<_> = after.0.keys().filter(|k| !before.0.contains_key(*k)).collect();
+    let mut new: Vec<_> = after
+        .0
+        .keys()
+        .filter(|k| !before.0.contains_key(*k))
+        .collect();
     new.sort();
     assert_eq!(
         new,
-        vec![Path::new("operator"), Path::new("operator/admin0.kubeconfig")]
+        vec![
+            Path::new("operator"),
+            Path::new("operator/admin0.kubeconfig")
+        ]
     );
 
     let view = flattened(&admin);
@@ -229,9 +248,15 @@ fn the_operator_admin_kubeconfig_reaches_the_apiserver_by_ip_and_by_service_name
     assert_eq!(stdout(&by_name), BODY);
     // `--server` of kubepki itself puts the URL into the kubeconfig.
     let pointed = installed.operator_kubeconfig("admin", &["--server", &local_url]);
-    assert_eq!(flattened(&pointed)["clusters"][0]["cluster"]["server"], local_url.as_str());
+    assert_eq!(
+        flattened(&pointed)["clusters"][0]["cluster"]["server"],
+        local_url.as_str()
+    );
     let direct = kubectl(&pointed, &["get", "--raw", "/"]);
-    assert_success(&direct, "kubectl get --raw / with kubepki kubeconfig --server");
+    assert_success(
+        &direct,
+        "kubectl get --raw / with kubepki kubeconfig --server",
+    );
 
     assert_eq!(server.seen().clients, vec!["kubernetes-admin"; 3]);
 }
@@ -274,7 +299,12 @@ fn the_apiserver_refuses_a_client_certificate_from_the_etcd_ca() {
     assert!(!stdout(&output).contains(BODY));
     let seen = server.seen();
     assert!(seen.clients.is_empty(), "{seen:?}");
-    assert_eq!(seen.refusals.len(), 1, "{seen:?}\nkubectl: {}", stderr(&output));
+    assert_eq!(
+        seen.refusals.len(),
+        1,
+        "{seen:?}\nkubectl: {}",
+        stderr(&output)
+    );
     assert!(
         seen.refusals[0].contains("UnknownIssuer"),
         "the server refused for another reason: {seen:?}"
@@ -299,7 +329,10 @@ fn kubectl_refuses_a_server_name_the_apiserver_certificate_lacks() {
             "/",
         ],
     );
-    assert!(!output.status.success(), "kubectl trusted a name not in the SANs");
+    assert!(
+        !output.status.success(),
+        "kubectl trusted a name not in the SANs"
+    );
     let message = stderr(&output);
     assert!(
         message.contains("x509: certificate is valid for")
@@ -324,11 +357,18 @@ fn kubepki_kubeconfig_refuses_an_identity_that_does_not_hold_the_admin_key() {
         worker_key.to_str().expect("utf-8"),
     ]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stdout(&output).is_empty(), "printed something: {}", stdout(&output));
+    assert!(
+        stdout(&output).is_empty(),
+        "printed something: {}",
+        stdout(&output)
+    );
     let message = stderr(&output);
     assert!(
         message.contains("cluster/admin.key.age") && message.contains("Fix: "),
         "{message}"
     );
-    assert!(before == installed.cluster.snapshot(), "kubepki kubeconfig wrote a file");
+    assert!(
+        before == installed.cluster.snapshot(),
+        "kubepki kubeconfig wrote a file"
+    );
 }

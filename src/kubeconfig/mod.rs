@@ -10,9 +10,11 @@
 //! in a zeroizing buffer. Cluster and context names come from the inventory's
 //! cluster name, the user name from the certificate's common name.
 //!
-//! This module renders text only. It neither reads nor writes files, nor
-//! decrypts keys: [`crate::cli::kubeconfig`] fetches the operator's material
-//! from the bundle, and activation places node-local ones on disk.
+//! Rendering is pure: it neither reads nor writes files, nor decrypts keys.
+//! [`operator`] fetches and unseals the operator's material from the bundle
+//! for `kubepki kubeconfig`; activation places node-local ones on disk.
+
+pub mod operator;
 
 use std::path::Path;
 

@@ -279,7 +279,9 @@ impl ExampleCluster {
     pub fn install_node(&self, plan: &kubepki::plan::Plan, node: &str, dir: &Path) {
         use kubepki::plan::Part;
         fs::create_dir_all(dir).expect("create install dir");
-        let node_plan = plan.node(node).unwrap_or_else(|| panic!("no node {node} in plan"));
+        let node_plan = plan
+            .node(node)
+            .unwrap_or_else(|| panic!("no node {node} in plan"));
         let identity = host_identity(node);
         for file in &node_plan.files {
             let source = self.bundle().join(&file.source);

@@ -48,12 +48,15 @@ impl TlsServer {
         let key = PrivateKeyDer::from_pem_slice(key_pem).expect("serving key PEM");
         let mut roots = RootCertStore::empty();
         for ca in CertificateDer::pem_slice_iter(client_ca_pem) {
-            roots.add(ca.expect("client CA PEM")).expect("add client CA");
+            roots
+                .add(ca.expect("client CA PEM"))
+                .expect("add client CA");
         }
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .clear_root_hint_subjects()
-            .build()
-            .expect("client verifier");
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .clear_root_hint_subjects()
+                .build()
+                .expect("client verifier");
         let config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("protocol versions")
@@ -113,7 +116,10 @@ fn serve(stream: TcpStream, config: Arc<ServerConfig>, seen: &Mutex<Seen>) {
         if let Err(error) = tls.conn.complete_io(&mut tls.sock) {
             // A probe that connects and closes (our own wake-up) is not a refusal.
             if error.kind() != std::io::ErrorKind::UnexpectedEof {
-                seen.lock().expect("seen lock").refusals.push(error.to_string());
+                seen.lock()
+                    .expect("seen lock")
+                    .refusals
+                    .push(error.to_string());
             }
             return;
         }
