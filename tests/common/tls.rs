@@ -38,6 +38,16 @@ pub struct TlsServer {
     thread: Option<JoinHandle<()>>,
 }
 
+impl Seen {
+    /// The accepted clients, one entry per run of connections from the same client
+    /// (kubectl may open more than one connection per command).
+    pub fn client_runs(&self) -> Vec<String> {
+        let mut runs = self.clients.clone();
+        runs.dedup();
+        runs
+    }
+}
+
 impl TlsServer {
     /// Serves `cert_pem` (leaf first, then any chain) with `key_pem`, trusting clients of `client_ca_pem`.
     pub fn start(cert_pem: &[u8], key_pem: &[u8], client_ca_pem: &[u8]) -> TlsServer {
