@@ -378,3 +378,46 @@ fn kubepki_kubeconfig_refuses_an_identity_that_does_not_hold_the_admin_key() {
         "kubepki kubeconfig wrote a file"
     );
 }
+
+#[test]
+fn kubepki_kubeconfig_refuses_a_plain_http_server_before_asking_for_a_key() {
+    let cluster = ExampleCluster::copy();
+    let inventory = cluster.inventory();
+    // No bundle and no identity: the URL is checked first.
+    let output = cluster.kubepki(&[
+        "kubeconfig",
+        "admin",
+        "-f",
+        inventory.to_str().expect("utf-8"),
+        "--server",
+        "http://127.0.0.1:6443",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).is_empty());
+    assert_eq!(
+        stderr(&output).trim_end(),
+        "kubepki: --server `http://127.0.0.1:6443` is not an https:// URL. Fix: give the API server as https://HOST:PORT, e.g. https://127.0.0.1:6443."
+    );
+}
+
+#[test]
+fn kubepki_kubeconfig_says_to_run_recreate_when_there_is_no_bundle() {
+    let cluster = ExampleCluster::copy();
+    let inventory = cluster.inventory();
+    let identity = common::operator_identity();
+    let output = cluster.kubepki(&[
+        "kubeconfig",
+        "super-admin",
+        "-f",
+        inventory.to_str().expect("utf-8"),
+        "-i",
+        identity.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).is_empty());
+    let expected = format!(
+        "kubepki: cannot read {}: No such file or directory (os error 2). Fix: run `kubepki recreate` to write the bundle, or check `pki.bundle` in the inventory.",
+        cluster.bundle().join("ca/kubernetes.crt").display()
+    );
+    assert_eq!(stderr(&output).trim_end(), expected);
+}

@@ -11,7 +11,7 @@ use clap::Args;
 
 use super::InventoryArg;
 use crate::inventory::Inventory;
-use crate::kubeconfig::operator::{KubeconfigError, OperatorUser, operator_kubeconfig};
+use crate::kubeconfig::operator::{KubeconfigError, OperatorUser, operator_kubeconfig, server_url};
 use crate::seal::Identities;
 
 #[derive(Debug, Args)]
@@ -28,13 +28,19 @@ pub struct KubeconfigArgs {
     /// The API server URL to dial, instead of the inventory's first `api.endpoints` entry.
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
+    /// The bundle folder (default: `pki.bundle` of the inventory).
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
 }
 
 pub fn run_kubeconfig(args: &KubeconfigArgs) -> Result<ExitCode, crate::Error> {
-    let inventory = Inventory::load(&args.inventory.inventory)?;
+    let mut inventory = Inventory::load(&args.inventory.inventory)?;
+    if let Some(dir) = &args.bundle {
+        inventory.spec.pki.bundle = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+    }
+    let server = server_url(&inventory, args.server.as_deref())?;
     let identities = Identities::load_or_default(&args.identities)?;
-    let kubeconfig =
-        operator_kubeconfig(&inventory, args.user, &identities, args.server.as_deref())?;
+    let kubeconfig = operator_kubeconfig(&inventory, args.user, &identities, &server)?;
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(kubeconfig.as_bytes())

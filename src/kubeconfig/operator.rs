@@ -59,22 +59,25 @@ pub enum KubeconfigError {
     Print { reason: String },
 }
 
-/// A self-contained kubeconfig for `user`, dialing `server` (default: the inventory's first API endpoint).
+/// The API server URL an operator kubeconfig dials: `--server` if given (it must be
+/// https://), else the inventory's first API endpoint. Checked before any key is unsealed.
+pub fn server_url(inventory: &Inventory, server: Option<&str>) -> Result<String, KubeconfigError> {
+    match server {
+        Some(url) if !url.starts_with("https://") => Err(KubeconfigError::ServerNotHttps {
+            server: url.to_string(),
+        }),
+        Some(url) => Ok(url.to_string()),
+        None => Ok(inventory.api_server_url()),
+    }
+}
+
+/// A self-contained kubeconfig for `user` that dials `server` (see [`server_url`]).
 pub fn operator_kubeconfig(
     inventory: &Inventory,
     user: OperatorUser,
     identities: &Identities,
-    server: Option<&str>,
+    server: &str,
 ) -> Result<Zeroizing<String>, KubeconfigError> {
-    let server = match server {
-        Some(url) if !url.starts_with("https://") => {
-            return Err(KubeconfigError::ServerNotHttps {
-                server: url.to_string(),
-            });
-        }
-        Some(url) => url.to_string(),
-        None => inventory.api_server_url(),
-    };
     let plan = plan::plan(inventory);
     let profile = user.profile();
     let certificate = plan
@@ -99,7 +102,7 @@ pub fn operator_kubeconfig(
     )?;
     Ok(render_self_contained(&SelfContained {
         cluster_name: &plan.cluster,
-        server: &server,
+        server,
         user: &certificate.common_name,
         ca_pem: &ca_pem,
         cert_pem: &cert_pem,
