@@ -6,7 +6,9 @@
 //! then talks to a local TLS server that presents the apiserver certificate
 //! and requires a client certificate from the Kubernetes CA: reached as
 //! `127.0.0.1` and as `kubernetes.default.svc`, refusing an etcd-CA client
-//! certificate, and refused by kubectl under a name the certificate lacks.
+//! certificate, and refused by kubectl under a name the certificate lacks. The
+//! same stand-in serves a kubelet's serving certificate to the apiserver's
+//! kubelet client certificate.
 
 mod common;
 
@@ -420,4 +422,48 @@ fn kubepki_kubeconfig_says_to_run_recreate_when_there_is_no_bundle() {
         cluster.bundle().join("ca/kubernetes.crt").display()
     );
     assert_eq!(stderr(&output).trim_end(), expected);
+}
+
+#[test]
+fn the_apiserver_reaches_a_kubelet_with_its_kubelet_client_certificate() {
+    // kube-apiserver -> kubelet: the kubelet serves its kubelet-serving certificate and trusts
+    // the Kubernetes CA for clients; the apiserver presents apiserver-kubelet-client and checks
+    // the kubelet against the CA (`--kubelet-certificate-authority`) under the node's name.
+    let installed = Installed::new();
+    let worker = "laptop-firebat";
+    let kubelet = TlsServer::start(
+        &installed.read(worker, "kubelet-serving.crt"),
+        &installed.read(worker, "kubelet-serving.key"),
+        &installed.read(worker, "ca.crt"),
+    );
+    let kubeconfig = render_self_contained(&SelfContained {
+        cluster_name: &installed.plan.cluster,
+        server: &format!("https://127.0.0.1:{}", kubelet.port),
+        user: "kube-apiserver-kubelet-client",
+        ca_pem: &installed.read(CONTROL_PLANE, "ca.crt"),
+        cert_pem: &installed.read(CONTROL_PLANE, "apiserver-kubelet-client.crt"),
+        key_pem: &installed.read(CONTROL_PLANE, "apiserver-kubelet-client.key"),
+    });
+    let path = installed
+        .node_dir(CONTROL_PLANE)
+        .join("to-kubelet.kubeconfig");
+    fs::write(&path, kubeconfig.as_bytes()).expect("write kubeconfig");
+    for name in [worker, "laptop-firebat.tailnet-ducksnest.ts.net"] {
+        let output = kubectl(&path, &["--tls-server-name", name, "get", "--raw", "/"]);
+        assert_success(&output, &format!("kubectl to the kubelet as {name}"));
+        assert_eq!(stdout(&output), BODY);
+    }
+    // Another node's name is not in this kubelet's certificate.
+    let output = kubectl(
+        &path,
+        &["--tls-server-name", "laptop-ultra", "get", "--raw", "/"],
+    );
+    assert!(
+        !output.status.success(),
+        "laptop-firebat's kubelet passed as laptop-ultra"
+    );
+    assert_eq!(
+        kubelet.seen().client_runs(),
+        vec!["kube-apiserver-kubelet-client"]
+    );
 }
