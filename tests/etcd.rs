@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ExampleCluster, KillOnDrop, assert_success, free_port, require_tool, stderr, stdout};
+use common::{
+    ExampleCluster, KillOnDrop, assert_success, free_ports, require_tool, stderr, stdout,
+};
 
 const NODE: &str = "ec2-controlplane";
 
@@ -133,7 +135,7 @@ fn etcd_serves_the_apiserver_client_and_refuses_a_kubernetes_ca_client() {
 
     let work = cluster.root().join("etcd");
     fs::create_dir_all(&work).expect("etcd work dir");
-    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let ports = free_ports(4);
     let initial_cluster = format!(
         "{NODE}=https://127.0.0.1:{},{NODE}-2=https://127.0.0.1:{}",
         ports[1], ports[3]

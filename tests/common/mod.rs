@@ -216,12 +216,15 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Picks a TCP port on 127.0.0.1 that is free right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
+/// `n` distinct TCP ports on 127.0.0.1 that are free right now (all held until all are chosen).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local addr").port())
+        .collect()
 }
 
 /// The private half of a node's test host key (`tests/keys/<node>/ssh_host_*_key`).
