@@ -64,10 +64,20 @@ struct Installed {
 }
 
 impl Installed {
+    /// A fresh bundle made by `kubepki recreate`.
     fn new() -> Installed {
-        require_tool("age");
         let cluster = ExampleCluster::copy();
         cluster.recreate();
+        Self::install(cluster)
+    }
+
+    /// The example bundle shipped in the repository, as a newcomer finds it.
+    fn shipped() -> Installed {
+        Self::install(ExampleCluster::copy_with_bundle())
+    }
+
+    fn install(cluster: ExampleCluster) -> Installed {
+        require_tool("age");
         let plan = kubepki::plan::plan(&cluster.load());
         for node in &plan.nodes {
             cluster.install_node(
@@ -465,5 +475,37 @@ fn the_apiserver_reaches_a_kubelet_with_its_kubelet_client_certificate() {
     assert_eq!(
         kubelet.seen().client_runs(),
         vec!["kube-apiserver-kubelet-client"]
+    );
+}
+
+#[test]
+fn the_shipped_example_bundle_works_with_kubectl() {
+    let installed = Installed::shipped();
+    let server = installed.apiserver();
+    let local_url = format!("https://127.0.0.1:{}", server.port);
+    let admin = installed.operator_kubeconfig("admin", &["--server", &local_url]);
+    let output = kubectl(&admin, &["get", "--raw", "/"]);
+    assert_success(
+        &output,
+        "kubectl with the shipped bundle's admin kubeconfig",
+    );
+    assert_eq!(stdout(&output), BODY);
+    let kubelet = &installed
+        .plan
+        .node("laptop-old")
+        .expect("laptop-old in the plan")
+        .kubeconfigs[0];
+    let dir = installed.node_dir("laptop-old");
+    let path = dir.join(&kubelet.install);
+    fs::write(
+        &path,
+        render_node_local(kubelet, &installed.plan.cluster, &dir),
+    )
+    .expect("write kubeconfig");
+    let output = kubectl(&path, &["--server", &local_url, "get", "--raw", "/"]);
+    assert_success(&output, "kubectl with laptop-old's kubelet kubeconfig");
+    assert_eq!(
+        server.seen().client_runs(),
+        vec!["kubernetes-admin", "system:node:laptop-old"]
     );
 }

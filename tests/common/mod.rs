@@ -52,7 +52,17 @@ pub struct ExampleCluster {
 }
 
 impl ExampleCluster {
+    /// The inventory and host keys, without the shipped bundle: tests build their own.
     pub fn copy() -> ExampleCluster {
+        Self::copy_hosts(false)
+    }
+
+    /// Everything under `hosts/`, including the shipped example bundle `hosts/pki`.
+    pub fn copy_with_bundle() -> ExampleCluster {
+        Self::copy_hosts(true)
+    }
+
+    fn copy_hosts(with_bundle: bool) -> ExampleCluster {
         let dir = tempfile::tempdir().expect("create a temp dir");
         let hosts = repo().join("hosts");
         let target = dir.path().join("hosts");
@@ -62,8 +72,7 @@ impl ExampleCluster {
         for entry in fs::read_dir(&hosts).expect("read hosts/") {
             let entry = entry.expect("read hosts/ entry");
             let name = entry.file_name();
-            // Host key folders only: the bundle (hosts/pki) is what the tests create.
-            if entry.path().is_dir() && name != "pki" {
+            if entry.path().is_dir() && (with_bundle || name != "pki") {
                 copy_dir(&entry.path(), &target.join(&name));
             }
         }
