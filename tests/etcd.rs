@@ -5,8 +5,9 @@
 //! against the etcd CA. The API server's etcd client certificate writes and
 //! reads a key (replicated over the mutually authenticated peer link); a
 //! certificate from the Kubernetes CA is refused, which is why etcd has its
-//! own CA. The keys are decrypted with the control plane's test host key by
-//! the Go `age` CLI, into the test's temp dir only.
+//! own CA, and it cannot pose as a peer either. The keys are decrypted with
+//! the control plane's test host key by the Go `age` CLI, into the test's
+//! temp dir only.
 
 mod common;
 
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::tls::{self as tls_client, ClientIdentity};
 use common::{
     ExampleCluster, KillOnDrop, assert_success, free_ports, require_tool, stderr, stdout,
 };
@@ -203,4 +205,57 @@ fn etcd_serves_the_apiserver_client_and_refuses_a_kubernetes_ca_client() {
         log.contains(unknown_authority),
         "etcd's log does not show the refused client certificate:\n{log}"
     );
+}
+
+#[test]
+fn the_etcd_peer_port_admits_the_peer_certificate_and_refuses_a_kubernetes_ca_one() {
+    require_tool("age");
+    let cluster = ExampleCluster::copy();
+    cluster.recreate();
+    let plan = kubepki::plan::plan(&cluster.load());
+    let tls = cluster.root().join("run/ec2-controlplane");
+    cluster.install_node(&plan, NODE, &tls);
+    let work = cluster.root().join("etcd");
+    fs::create_dir_all(&work).expect("etcd work dir");
+    let ports = free_ports(2);
+    let member = start_member(
+        NODE,
+        &work,
+        &tls,
+        ports[0],
+        ports[1],
+        &format!("{NODE}=https://127.0.0.1:{}", ports[1]),
+    );
+    wait_healthy(&tls, &member);
+
+    let read = |f: &str| fs::read(tls.join(f)).expect("read installed file");
+    let ca = read("etcd-ca.crt");
+    // Another member would present its etcd-peer certificate: etcd lists its members to it.
+    let (peer_cert, peer_key) = (read("etcd-peer.crt"), read("etcd-peer.key"));
+    let peer = ClientIdentity {
+        cert_pem: &peer_cert,
+        key_pem: &peer_key,
+    };
+    let members = tls_client::get(ports[1], &ca, &peer, "/members")
+        .unwrap_or_else(|e| panic!("the peer certificate was refused on the peer port: {e}"));
+    assert!(members.starts_with("HTTP/1.1 200"), "{members}");
+    assert!(
+        members.contains(&format!("\"name\":\"{NODE}\"")),
+        "{members}"
+    );
+
+    // A node's kubelet certificate is from the Kubernetes CA: it cannot pose as an etcd peer.
+    let (kubelet_cert, kubelet_key) = (read("kubelet-client.crt"), read("kubelet-client.key"));
+    let kubelet = ClientIdentity {
+        cert_pem: &kubelet_cert,
+        key_pem: &kubelet_key,
+    };
+    let refused = tls_client::get(ports[1], &ca, &kubelet, "/members");
+    match refused {
+        Err(alert) => assert!(
+            alert.contains("BadCertificate"),
+            "refused for another reason: {alert}"
+        ),
+        Ok(response) => panic!("etcd's peer port answered a Kubernetes-CA client: {response}"),
+    }
 }

@@ -6,7 +6,8 @@
 //! each accepted client and every refused handshake, so a test can tell "the
 //! server refused the client" from "the client gave up". It sends no list of
 //! acceptable CAs, so a client presents whatever certificate it has and the
-//! server's verification, not the client's choice, decides.
+//! server's verification, not the client's choice, decides. [`get`] is the
+//! matching mutual-TLS client, for servers (etcd's peer port) without a CLI.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -174,4 +175,57 @@ fn common_name(der: &[u8]) -> String {
                 .map(str::to_string)
         })
         .unwrap_or_default()
+}
+
+/// A client certificate and key, PEM.
+pub struct ClientIdentity<'a> {
+    pub cert_pem: &'a [u8],
+    pub key_pem: &'a [u8],
+}
+
+/// `GET path` over mutual TLS to 127.0.0.1:`port`, trusting `ca_pem` for the server (checked
+/// against the IP 127.0.0.1). Returns the raw HTTP response, or the TLS/IO error as text.
+pub fn get(
+    port: u16,
+    ca_pem: &[u8],
+    client: &ClientIdentity<'_>,
+    path: &str,
+) -> Result<String, String> {
+    use std::io::Read;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(ca_pem) {
+        roots.add(ca.expect("CA PEM")).expect("add CA");
+    }
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(client.cert_pem)
+        .collect::<Result<_, _>>()
+        .expect("client certificate PEM");
+    let key = PrivateKeyDer::from_pem_slice(client.key_pem).expect("client key PEM");
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .expect("client certificate and key");
+    let name =
+        rustls::pki_types::ServerName::IpAddress(std::net::IpAddr::from([127, 0, 0, 1]).into());
+    let connection =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    let socket = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut tls = StreamOwned::new(connection, socket);
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    match tls.read_to_end(&mut response) {
+        Ok(_) => Ok(String::from_utf8_lossy(&response).into_owned()),
+        // Some servers close without close_notify after a complete response.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {
+            Ok(String::from_utf8_lossy(&response).into_owned())
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
