@@ -14,6 +14,8 @@ pub enum Error {
     Seal(#[from] crate::seal::SealError),
     #[error("{0}")]
     Bundle(#[from] crate::bundle::BundleError),
+    #[error("{0}")]
+    Kubeconfig(#[from] crate::kubeconfig::operator::KubeconfigError),
     #[error("`kubepki {0}` is not built yet")]
     NotYet(&'static str),
 }

@@ -12,6 +12,7 @@
 pub mod bundle;
 pub mod inventory;
 pub mod issue;
+pub mod kubeconfig;
 pub mod plan;
 pub mod seal;
 

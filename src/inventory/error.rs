@@ -15,6 +15,8 @@ pub enum Problem {
     Unreadable { path: PathBuf, reason: String },
     #[error("{message}. Fix: correct the value to match the schema in the README.")]
     Syntax { message: String },
+    #[error("{message}. Fix: remove it, or correct its spelling (the README lists every field).")]
+    UnknownField { message: String },
     #[error("`{value}` is not a valid {what}. Fix: {hint}.")]
     Invalid {
         value: String,
@@ -168,20 +170,53 @@ impl InventoryError {
             .map(|f| f.to_string());
         // toml's message repeats its own location; the first line is the substance.
         let mut message = error.message().trim().trim_end_matches('.').to_string();
-        // Quote the offending value when it is short: "`192.168.0.300` is not..." reads better.
-        if let Some(text) = span.as_ref().and_then(|s| source.get(s.clone())) {
-            let text = text.trim();
+        let text = span
+            .as_ref()
+            .and_then(|s| source.get(s.clone()))
+            .map(str::trim)
+            .unwrap_or("");
+        let problem = if let Some(problem) = address_problem(field.as_deref(), text, &message) {
+            problem
+        } else if message.starts_with("unknown field `") {
+            Problem::UnknownField { message }
+        } else {
+            // Quote the offending value when it is short: "`192.168.0.300` is not..." reads better.
             if !text.is_empty() && text.len() <= 60 && !text.contains('\n') {
                 message = format!("{text}: {message}");
             }
-        }
+            Problem::Syntax { message }
+        };
         InventoryError {
             file: file.to_path_buf(),
             position: span.map(|s| locate::line_col(source, s.start)),
             field,
-            problem: Problem::Syntax { message },
+            problem,
         }
     }
+}
+
+/// A value serde refused as an IP address or a CIDR, told as such with an example of the form.
+///
+/// `std` and `ipnet` both say only "invalid IP address syntax", whichever of the two it was.
+fn address_problem(field: Option<&str>, text: &str, message: &str) -> Option<Problem> {
+    if message != "invalid IP address syntax" {
+        return None;
+    }
+    let value = text.trim_matches(|c| c == '"' || c == '\'').to_string();
+    let is_range = field.is_some_and(|f| f.contains("cidr"));
+    Some(if is_range {
+        Problem::Invalid {
+            value,
+            what: "network range (CIDR)",
+            hint: "write an address and a prefix length, e.g. 10.244.0.0/16 (at most /32 for IPv4, /128 for IPv6)",
+        }
+    } else {
+        Problem::Invalid {
+            value,
+            what: "IP address",
+            hint: "write an IPv4 address as four numbers from 0 to 255 (e.g. 192.168.0.22), or an IPv6 address",
+        }
+    })
 }
 
 impl fmt::Display for InventoryError {

@@ -136,7 +136,7 @@ fn check_network(spec: &Spec, root: &FieldPath, problems: &mut Vec<(FieldPath, P
         }
     }
     let tailnet = [net.tailnet_cidr];
-    let pairs: [(&'static str, &[IpNet], &'static str, &[IpNet], &'static str); 7] = [
+    let pairs: [OverlapRule<'_>; 7] = [
         (
             "pod CIDR",
             &net.pod_cidrs,
@@ -452,6 +452,15 @@ fn check_addresses(
         ));
     }
 }
+
+/// Two lists of ranges that must not overlap: (name, ranges, other name, other ranges, hint).
+type OverlapRule<'a> = (
+    &'static str,
+    &'a [IpNet],
+    &'static str,
+    &'a [IpNet],
+    &'static str,
+);
 
 fn overlaps(a: &IpNet, b: &IpNet) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
