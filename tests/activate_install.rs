@@ -1,0 +1,220 @@
+//! Activation installs a node's material as a generation, and re-runs change only what changed.
+
+mod activate_support;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+
+use activate_support::{Fixture, UID_ETCD, UID_KUBERNETES, root, snapshot};
+use kubepki::activate::{self, Difference, Outcome, Restart};
+
+#[test]
+fn first_install_writes_every_file_with_its_mode_and_owner_and_flips_current() {
+    let fixture = Fixture::new();
+    let report = activate::activate(&fixture.request("ec2-controlplane")).unwrap();
+    assert_eq!(
+        report.outcome,
+        Outcome::Installed {
+            generation: 1,
+            previous: None
+        }
+    );
+    assert_eq!(
+        fs::read_link(fixture.live()).unwrap(),
+        std::path::Path::new("generations/1")
+    );
+    let node = fixture.plan.node("ec2-controlplane").unwrap();
+    for file in &node.files {
+        let installed = fixture.live().join(&file.install);
+        let meta = fs::metadata(&installed).unwrap();
+        assert_eq!(meta.mode() & 0o7777, file.mode, "{}", file.install);
+        if root() {
+            let uid = match file.owner.as_str() {
+                "kubernetes" => UID_KUBERNETES,
+                "etcd" => UID_ETCD,
+                _ => 0,
+            };
+            assert_eq!(meta.uid(), uid, "{}", file.install);
+            assert_eq!(meta.gid(), uid, "{}", file.install);
+        }
+    }
+    // A private key is installed decrypted, and is the PEM that the certificate belongs to.
+    let key = fs::read_to_string(fixture.live().join("apiserver.key")).unwrap();
+    assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"), "{key}");
+    assert_eq!(
+        fs::read(fixture.live().join("apiserver.crt")).unwrap(),
+        fs::read(fixture.bundle.join("nodes/ec2-controlplane/apiserver.crt")).unwrap()
+    );
+    // Every unit that reads something is scheduled on a first install.
+    assert!(report.units.contains(&"kube-apiserver.service".to_string()));
+    assert!(report.units.contains(&"etcd.service".to_string()));
+}
+
+#[test]
+fn kubeconfigs_point_at_the_live_installed_files_and_kubectl_reads_them() {
+    let fixture = Fixture::new();
+    activate::activate(&fixture.request("laptop-firebat")).unwrap();
+    let path = fixture.live().join("kubelet.kubeconfig");
+    let text = fs::read_to_string(&path).unwrap();
+    for file in ["ca.crt", "kubelet-client.crt", "kubelet-client.key"] {
+        let installed = fixture.live().join(file);
+        assert!(text.contains(&installed.display().to_string()), "{text}");
+        assert!(installed.exists());
+    }
+    assert!(text.contains("system:node:laptop-firebat"), "{text}");
+    // The real consumer: kubectl resolves the paths and the identity.
+    let out = std::process::Command::new("kubectl")
+        .args(["config", "view", "--raw", "--kubeconfig"])
+        .arg(&path)
+        .args(["-o", "jsonpath={.users[0].user.client-key}"])
+        .output()
+        .expect("install kubectl (see .ci/run)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        fixture.live().join("kubelet-client.key").display().to_string()
+    );
+}
+
+#[test]
+fn the_same_bundle_again_writes_nothing_and_restarts_nothing() {
+    let fixture = Fixture::new();
+    let list = fixture.root.path().join("activation-restart-list");
+    let mut request = fixture.request("ec2-controlplane");
+    request.restart = Restart::List(list.clone());
+    activate::activate(&request).unwrap();
+    fs::remove_file(&list).unwrap();
+    let before = snapshot(&fixture.target);
+
+    let report = activate::activate(&request).unwrap();
+
+    assert_eq!(report.outcome, Outcome::Unchanged { generation: 1 });
+    assert!(report.changes.is_empty(), "{:?}", report.changes);
+    assert!(report.units.is_empty());
+    assert!(!list.exists(), "no restart list entry on a no-op");
+    assert_eq!(snapshot(&fixture.target), before, "no file, mode, owner or mtime changed");
+}
+
+#[test]
+fn a_renewed_worker_certificate_restarts_only_kubelet() {
+    let mut fixture = Fixture::new();
+    let list = fixture.root.path().join("activation-restart-list");
+    let mut request = fixture.request("laptop-ultra");
+    request.restart = Restart::List(list.clone());
+    activate::activate(&request).unwrap();
+    fs::write(&list, "").unwrap();
+
+    fixture.issue("nodes/laptop-ultra/kubelet-serving", |p| {
+        p.subject_alt_names.push(rcgen::SanType::DnsName(
+            "ultra.example".try_into().unwrap(),
+        ))
+    });
+    fixture.save();
+    let report = activate::activate(&request).unwrap();
+
+    assert_eq!(
+        report.outcome,
+        Outcome::Installed {
+            generation: 2,
+            previous: Some(1)
+        }
+    );
+    let names: Vec<&str> = report.changes.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["kubelet-serving.crt", "kubelet-serving.key"]);
+    assert!(report
+        .changes
+        .iter()
+        .all(|c| c.differences == [Difference::Content]));
+    assert_eq!(report.units, ["kubelet.service"]);
+    assert_eq!(fs::read_to_string(&list).unwrap(), "kubelet.service\n");
+    // Other nodes' material did not change: their activation is a no-op.
+    let other = fixture.request("laptop-firebat");
+    activate::activate(&other).unwrap();
+}
+
+#[test]
+fn a_mode_changed_by_hand_is_repaired_and_its_units_restarted() {
+    let fixture = Fixture::new();
+    let request = fixture.request("ec2-controlplane");
+    activate::activate(&request).unwrap();
+    let key = fixture.live().join("etcd-server.key");
+    fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+
+    let report = activate::activate(&request).unwrap();
+
+    assert_eq!(report.changes.len(), 1, "{:?}", report.changes);
+    assert_eq!(report.changes[0].differences, [Difference::Mode]);
+    assert_eq!(report.units, ["etcd.service"]);
+    assert_eq!(fs::metadata(fixture.live().join("etcd-server.key")).unwrap().mode() & 0o777, 0o400);
+}
+
+#[test]
+fn dry_run_reports_the_changes_and_writes_nothing() {
+    let mut fixture = Fixture::new();
+    let request = fixture.request("laptop-firebat");
+    activate::activate(&request).unwrap();
+    fixture.issue("nodes/laptop-firebat/kube-proxy", |_| {});
+    fixture.save();
+    let before = snapshot(&fixture.target);
+    let mut dry = request.clone();
+    dry.dry_run = true;
+    dry.metrics_dir = Some(fixture.root.path().join("metrics"));
+
+    let report = activate::activate(&dry).unwrap();
+
+    assert_eq!(report.outcome, Outcome::DryRun { live: Some(1) });
+    assert_eq!(report.units, ["kube-proxy.service"]);
+    assert_eq!(snapshot(&fixture.target), before);
+    assert!(!fixture.root.path().join("metrics").exists());
+}
+
+#[test]
+fn old_generations_are_pruned_to_keep() {
+    let mut fixture = Fixture::new();
+    let mut request = fixture.request("laptop-firebat");
+    request.keep = 2;
+    for round in 0..5 {
+        if round > 0 {
+            fixture.issue("nodes/laptop-firebat/calico-cni", |_| {});
+            fixture.save();
+        }
+        activate::activate(&request).unwrap();
+    }
+    let mut left: Vec<String> = fs::read_dir(fixture.target.join("generations"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["3", "4", "5"]);
+    assert_eq!(
+        fs::read_link(fixture.live()).unwrap(),
+        std::path::Path::new("generations/5")
+    );
+}
+
+#[test]
+fn metrics_give_days_left_per_certificate() {
+    let fixture = Fixture::new();
+    let mut request = fixture.request("laptop-firebat");
+    let dir = fixture.root.path().join("textfile");
+    fs::create_dir_all(&dir).unwrap();
+    request.metrics_dir = Some(dir.clone());
+    activate::activate(&request).unwrap();
+    let text = fs::read_to_string(dir.join("kubepki.prom")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("kubepki_certificate_expiry_days{certificate=\"kubelet-client\""))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("node=\"laptop-firebat\""), "{line}");
+    let days: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((364.0..=365.1).contains(&days), "{line}");
+    assert!(text.contains("kubepki_generation{node=\"laptop-firebat\"} 1"));
+}
+
+#[test]
+fn the_rsa_host_key_node_activates() {
+    let fixture = Fixture::new();
+    let report = activate::activate(&fixture.request("laptop-old")).unwrap();
+    assert!(matches!(report.outcome, Outcome::Installed { .. }));
+    assert!(fixture.live().join("kubelet-client.key").exists());
+}
