@@ -118,3 +118,4 @@ fn a_malformed_pin_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("must start with `sha256:`"), "{}", text(&out.stderr));
 }
+

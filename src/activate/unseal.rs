@@ -3,11 +3,15 @@
 //! Each sealed bundle file (binary age) becomes plaintext held in
 //! [`Zeroizing`] memory. Failures are told apart: a file sealed to other
 //! recipients (another node's key) versus a truncated or corrupted file.
-//! Nothing here verifies what the plaintext means; that is [`super::verify`].
+//! Files are decrypted in parallel (each costs a few X25519 operations, or an
+//! RSA-OAEP decryption for RSA host keys); the first failure in path order is
+//! the one reported, so messages do not depend on scheduling. Nothing here
+//! verifies what the plaintext means; that is [`super::verify`].
 
 use std::collections::BTreeMap;
 use std::io::Read;
 
+use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use super::ActivateError;
@@ -23,13 +27,21 @@ pub fn unseal_all(
     bundle: &NodeBundle,
     identities: &[HostIdentity],
 ) -> Result<Plaintexts, ActivateError> {
+    let mut sources: Vec<&str> = bundle
+        .files
+        .iter()
+        .filter(|f| f.part == Part::Secret)
+        .map(|f| f.source.as_str())
+        .collect();
+    sources.sort_unstable();
+    sources.dedup();
+    let results: Vec<Result<Zeroizing<Vec<u8>>, ActivateError>> = sources
+        .par_iter()
+        .map(|source| unseal(source, bundle.bytes(source), identities))
+        .collect();
     let mut out = Plaintexts::new();
-    for file in bundle.files.iter().filter(|f| f.part == Part::Secret) {
-        if out.contains_key(&file.source) {
-            continue;
-        }
-        let plain = unseal(&file.source, bundle.bytes(&file.source), identities)?;
-        out.insert(file.source.clone(), plain);
+    for (source, result) in sources.into_iter().zip(results) {
+        out.insert(source.to_string(), result?);
     }
     Ok(out)
 }

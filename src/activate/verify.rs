@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
 use rcgen::PublicKeyData;
 use sha2::{Digest, Sha256};
 use x509_parser::certificate::X509Certificate;
@@ -71,44 +72,73 @@ pub fn verify_all(
         authorities.insert(authority, (file, cas));
     }
 
-    for file in &bundle.files {
-        match file.part {
-            Part::TrustBundle => {
-                let Some(authority) = authority_of_trust_bundle(file) else {
-                    return Err(ActivateError::ManifestInvalid {
-                        path: "manifest.json".into(),
-                        reason: format!("trust bundle source `{}` names no authority", file.source),
-                    });
-                };
-                let Some((_, cas)) = authorities.get(&authority) else {
-                    return Err(ActivateError::NotInManifest {
-                        file: file.source.clone(),
-                    });
-                };
-                let mut earliest = i64::MAX;
-                for ca in cas {
-                    let cert = parse_der(&file.source, ca)?;
-                    check_validity(&file.source, &cert, clock, &mut out.warnings)?;
-                    earliest = earliest.min(cert.validity().not_after.timestamp());
-                }
-                out.certificates.push(expiry(file, earliest));
-            }
-            Part::Certificate => {
-                let der = single_certificate(&file.source, bundle.bytes(&file.source))?;
-                let cert = parse_der(&file.source, &der)?;
-                let authority = bundle.issuers.get(&file.source).copied();
-                check_chain(&file.source, &cert, authority, &authorities)?;
+    // Files are checked in parallel; results are taken in plan order, so the first failure
+    // reported and the order of warnings do not depend on scheduling.
+    let checked: Vec<Result<FileCheck, ActivateError>> = bundle
+        .files
+        .par_iter()
+        .map(|file| verify_file(bundle, file, plaintexts, &authorities, clock))
+        .collect();
+    for result in checked {
+        let check = result?;
+        out.warnings.extend(check.warnings);
+        out.certificates.extend(check.expiry);
+    }
+    Ok(out)
+}
+
+/// The trust bundles in use: authority to (bundle path, DER of each pinned CA).
+type Authorities = BTreeMap<Authority, (String, Vec<Vec<u8>>)>;
+
+#[derive(Default)]
+struct FileCheck {
+    expiry: Option<CertificateExpiry>,
+    warnings: Vec<String>,
+}
+
+fn verify_file(
+    bundle: &NodeBundle,
+    file: &InstallFile,
+    plaintexts: &Plaintexts,
+    authorities: &Authorities,
+    clock: Clock,
+) -> Result<FileCheck, ActivateError> {
+    let mut out = FileCheck::default();
+    match file.part {
+        Part::TrustBundle => {
+            let Some(authority) = authority_of_trust_bundle(file) else {
+                return Err(ActivateError::ManifestInvalid {
+                    path: "manifest.json".into(),
+                    reason: format!("trust bundle source `{}` names no authority", file.source),
+                });
+            };
+            let Some((_, cas)) = authorities.get(&authority) else {
+                return Err(ActivateError::NotInManifest {
+                    file: file.source.clone(),
+                });
+            };
+            let mut earliest = i64::MAX;
+            for ca in cas {
+                let cert = parse_der(&file.source, ca)?;
                 check_validity(&file.source, &cert, clock, &mut out.warnings)?;
-                check_node_names(&file.source, &file.material, &cert, &bundle.node)?;
-                out.certificates
-                    .push(expiry(file, cert.validity().not_after.timestamp()));
+                earliest = earliest.min(cert.validity().not_after.timestamp());
             }
-            Part::Secret => {
-                let plain = plaintexts.get(&file.source).map_or(&[][..], |p| &p[..]);
-                check_key(bundle, file, plain, &authorities)?;
-            }
-            Part::PublicKey => {}
+            out.expiry = Some(expiry(file, earliest));
         }
+        Part::Certificate => {
+            let der = single_certificate(&file.source, bundle.bytes(&file.source))?;
+            let cert = parse_der(&file.source, &der)?;
+            let authority = bundle.issuers.get(&file.source).copied();
+            check_chain(&file.source, &cert, authority, authorities)?;
+            check_validity(&file.source, &cert, clock, &mut out.warnings)?;
+            check_node_names(&file.source, &file.material, &cert, &bundle.node)?;
+            out.expiry = Some(expiry(file, cert.validity().not_after.timestamp()));
+        }
+        Part::Secret => {
+            let plain = plaintexts.get(&file.source).map_or(&[][..], |p| &p[..]);
+            check_key(bundle, file, plain, authorities)?;
+        }
+        Part::PublicKey => {}
     }
     Ok(out)
 }
@@ -208,7 +238,7 @@ fn check_chain(
     file: &str,
     cert: &X509Certificate<'_>,
     claimed: Option<Authority>,
-    authorities: &BTreeMap<Authority, (String, Vec<Vec<u8>>)>,
+    authorities: &Authorities,
 ) -> Result<(), ActivateError> {
     let candidates: Vec<Authority> = match claimed {
         Some(a) => vec![a],
@@ -360,7 +390,7 @@ fn check_key(
     bundle: &NodeBundle,
     file: &InstallFile,
     plain: &[u8],
-    authorities: &BTreeMap<Authority, (String, Vec<Vec<u8>>)>,
+    authorities: &Authorities,
 ) -> Result<(), ActivateError> {
     let partner = bundle
         .files
