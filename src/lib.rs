@@ -10,9 +10,12 @@
 //! git and activation live at the edges.
 
 pub mod activate;
+pub mod bundle;
 pub mod inventory;
+pub mod issue;
 pub mod kubeconfig;
 pub mod plan;
+pub mod seal;
 
 pub mod atomic;
 pub mod cli;
