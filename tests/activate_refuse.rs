@@ -46,11 +46,11 @@ fn a_corrupted_age_file_is_refused() {
     let last = sealed.len() - 5;
     sealed[last] ^= 0x40;
     // The manifest agrees with the corrupted file: only age's authentication catches it.
-    fixture.write(path, &sealed, "sealed-key", None);
+    fixture.write(path, &sealed);
     fixture.save();
     let error = refused(&fixture, &request);
     assert!(matches!(error, ActivateError::SealedFileCorrupt { .. }), "{error:?}");
-    assert_says(&error, &[path, "truncated or corrupted", "does not authenticate"]);
+    assert_says(&error, &[path, "truncated or corrupted", "age cannot decrypt it"]);
 }
 
 #[test]
@@ -69,7 +69,7 @@ fn a_truncated_age_file_matching_the_manifest_is_refused_as_truncated() {
     let (mut fixture, request) = installed("laptop-firebat");
     let path = "nodes/laptop-firebat/kube-proxy.key.age";
     let sealed = fs::read(fixture.bundle.join(path)).unwrap();
-    fixture.write(path, &sealed[..sealed.len() - 40], "sealed-key", None);
+    fixture.write(path, &sealed[..sealed.len() - 40]);
     fixture.save();
     let error = refused(&fixture, &request);
     assert!(matches!(error, ActivateError::SealedFileCorrupt { .. }), "{error:?}");
@@ -117,7 +117,7 @@ fn a_rogue_ca_appended_to_the_trust_bundle_is_refused() {
     fixture.new_authority(Authority::Kubernetes);
     let rogue = fs::read(fixture.bundle.join("ca/kubernetes.crt")).unwrap();
     let both = [genuine, rogue].concat();
-    fixture.write("ca/kubernetes.crt", &both, "trust-bundle", None);
+    fixture.write("ca/kubernetes.crt", &both);
     fixture.save();
     let error = refused(&fixture, &request);
     assert!(matches!(error, ActivateError::RogueAuthority { .. }), "{error:?}");
@@ -130,7 +130,7 @@ fn a_leaf_signed_by_an_unpinned_ca_is_refused() {
     fixture.new_authority(Authority::Kubernetes);
     fixture.issue("nodes/laptop-ultra/kube-proxy", |_| {});
     // The trust bundle stays the genuine, pinned one.
-    fixture.write("ca/kubernetes.crt", &genuine, "trust-bundle", None);
+    fixture.write("ca/kubernetes.crt", &genuine);
     fixture.save();
     let error = refused(&fixture, &request);
     assert!(
@@ -221,7 +221,7 @@ fn a_key_that_does_not_match_its_certificate_is_refused() {
     let key = "nodes/laptop-firebat/kube-proxy.key.age";
     let old_key = fs::read(fixture.bundle.join(key)).unwrap();
     fixture.issue("nodes/laptop-firebat/kube-proxy", |_| {});
-    fixture.write(key, &old_key, "sealed-key", None);
+    fixture.write(key, &old_key);
     fixture.save();
     let error = refused(&fixture, &request);
     assert!(matches!(error, ActivateError::KeyMismatch { .. }), "{error:?}");

@@ -3,46 +3,20 @@
 //! Reads `manifest.json`, picks `nodes.<node>` (the node's install plan), and
 //! reads every bundle file that plan needs, plus the trust bundle of every
 //! authority that issued one of them. Each file's SHA-256 must equal the
-//! manifest's. It reads only the manifest fields activation needs, so it does
-//! not depend on how the bundle writer models the rest, and it decrypts nothing.
+//! manifest's. The manifest is the bundle stage's [`Manifest`]; nothing in it
+//! is trusted beyond file integrity (the CA pins decide trust, in
+//! [`super::verify`]). It decrypts nothing.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::ActivateError;
+use crate::bundle::manifest::FORMAT;
+use crate::bundle::{FileEntry, MANIFEST_FILE, Manifest};
 use crate::plan::{Authority, InstallFile, KubeconfigPlan, Part};
-
-/// The manifest format this activation reads.
-pub const FORMAT: u64 = 1;
-
-#[derive(Debug, Deserialize)]
-struct Manifest {
-    format: u64,
-    cluster: String,
-    #[serde(default)]
-    files: BTreeMap<String, FileEntry>,
-    #[serde(default)]
-    nodes: BTreeMap<String, NodeEntry>,
-}
-
-#[derive(Debug, Deserialize)]
-struct FileEntry {
-    sha256: String,
-    #[serde(default)]
-    issuer: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct NodeEntry {
-    #[serde(default)]
-    files: Vec<InstallFile>,
-    #[serde(default)]
-    kubeconfigs: Vec<KubeconfigPlan>,
-}
 
 /// Everything activation knows about this node before decrypting.
 #[derive(Debug)]
@@ -67,21 +41,31 @@ impl NodeBundle {
 
 /// Reads the node's files from `dir` and checks each one's hash.
 pub fn read(dir: &Path, node: &str) -> Result<NodeBundle, ActivateError> {
-    let path = dir.join("manifest.json");
+    let path = dir.join(MANIFEST_FILE);
     let raw = fs::read(&path).map_err(|source| ActivateError::ManifestUnreadable {
         path: path.clone(),
         source,
     })?;
-    let manifest: Manifest =
-        serde_json::from_slice(&raw).map_err(|e| ActivateError::ManifestInvalid {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+    // Check the format first, so a newer bundle gets the version message, not a parse error.
+    let format = serde_json::from_slice::<serde_json::Value>(&raw)
+        .ok()
+        .and_then(|v| v.get("format").and_then(serde_json::Value::as_u64));
+    if let Some(found) = format.filter(|f| *f != u64::from(FORMAT)) {
+        return Err(ActivateError::ManifestFormat {
+            path,
+            found,
+            supported: u64::from(FORMAT),
+        });
+    }
+    let manifest = Manifest::from_json(&raw).map_err(|e| ActivateError::ManifestInvalid {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
     if manifest.format != FORMAT {
         return Err(ActivateError::ManifestFormat {
             path,
-            found: manifest.format,
-            supported: FORMAT,
+            found: u64::from(manifest.format),
+            supported: u64::from(FORMAT),
         });
     }
     let Manifest {
@@ -90,7 +74,7 @@ pub fn read(dir: &Path, node: &str) -> Result<NodeBundle, ActivateError> {
         mut nodes,
         ..
     } = manifest;
-    let Some(entry) = nodes.remove(node) else {
+    let Some(node_plan) = nodes.remove(node) else {
         let known = nodes.keys().cloned().collect::<Vec<_>>().join(", ");
         return Err(ActivateError::NodeNotInBundle {
             node: node.to_string(),
@@ -98,19 +82,15 @@ pub fn read(dir: &Path, node: &str) -> Result<NodeBundle, ActivateError> {
             known,
         });
     };
-    check_install_names(&path, &entry)?;
+    check_install_names(&path, &node_plan.files, &node_plan.kubeconfigs)?;
 
     let mut issuers = BTreeMap::new();
-    let mut wanted: Vec<String> = entry.files.iter().map(|f| f.source.clone()).collect();
-    for file in entry.files.iter().filter(|f| f.part == Part::Certificate) {
-        let Some(name) = entries.get(&file.source).and_then(|e| e.issuer.clone()) else {
+    let mut wanted: Vec<String> = node_plan.files.iter().map(|f| f.source.clone()).collect();
+    for file in node_plan.files.iter().filter(|f| f.part == Part::Certificate) {
+        let Some(FileEntry::Certificate(entry)) = entries.get(&file.source) else {
             continue;
         };
-        let authority =
-            Authority::from_name(&name).ok_or_else(|| ActivateError::UnknownIssuer {
-                file: file.source.clone(),
-                issuer: name.clone(),
-            })?;
+        let authority = entry.issuer;
         issuers.insert(file.source.clone(), authority);
         wanted.push(trust_bundle_file(authority));
     }
@@ -126,8 +106,8 @@ pub fn read(dir: &Path, node: &str) -> Result<NodeBundle, ActivateError> {
         cluster,
         node: node.to_string(),
         manifest_sha256: hex::encode(Sha256::digest(&raw)),
-        files: entry.files,
-        kubeconfigs: entry.kubeconfigs,
+        files: node_plan.files,
+        kubeconfigs: node_plan.kubeconfigs,
         contents,
         issuers,
     })
@@ -140,7 +120,7 @@ fn read_checked(
 ) -> Result<Vec<u8>, ActivateError> {
     let expected = entries
         .get(source)
-        .map(|e| e.sha256.trim_start_matches("sha256:").to_ascii_lowercase())
+        .map(|e| e.sha256().trim_start_matches("sha256:").to_ascii_lowercase())
         .ok_or_else(|| ActivateError::NotInManifest {
             file: source.to_string(),
         })?;
@@ -161,12 +141,15 @@ fn read_checked(
 }
 
 /// Install names become file names in the generation: plain names only, each once.
-fn check_install_names(path: &Path, entry: &NodeEntry) -> Result<(), ActivateError> {
-    let names = entry
-        .files
+fn check_install_names(
+    path: &Path,
+    files: &[InstallFile],
+    kubeconfigs: &[KubeconfigPlan],
+) -> Result<(), ActivateError> {
+    let names = files
         .iter()
         .map(|f| f.install.as_str())
-        .chain(entry.kubeconfigs.iter().map(|k| k.install.as_str()));
+        .chain(kubeconfigs.iter().map(|k| k.install.as_str()));
     let mut seen = std::collections::BTreeSet::new();
     for name in names {
         let plain = !name.is_empty()

@@ -10,8 +10,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use kubepki::activate::{Accounts, Pins, Request};
+use kubepki::bundle::RecreateOptions;
 use kubepki::inventory::Inventory;
-use kubepki::plan::{Authority, CertificatePlan, Plan, San, SecretKind, Usage};
+use kubepki::plan::{Authority, CertificatePlan, Plan, San, Usage};
+use kubepki::seal::Identities;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
@@ -58,7 +60,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 struct Ca {
-    params: CertificateParams,
     key: KeyPair,
     pem: String,
 }
@@ -67,7 +68,9 @@ pub struct Fixture {
     pub root: TempDir,
     pub bundle: PathBuf,
     pub target: PathBuf,
+    pub inventory_path: PathBuf,
     pub plan: Plan,
+    /// The pins `recreate` recorded in the inventory's `[pki.pins]`.
     pub pins: Pins,
     pub manifest: Value,
     cas: BTreeMap<Authority, Ca>,
@@ -75,14 +78,39 @@ pub struct Fixture {
     operator: String,
 }
 
+pub fn operator_key() -> PathBuf {
+    repo().join("tests/keys/operator/id_ed25519")
+}
+
 impl Fixture {
-    /// A complete, valid bundle for the example cluster.
+    /// The example cluster's bundle, written by the pipeline (`recreate`) into a temporary copy
+    /// of hosts/; the CA keys are unsealed with the operator's test key for tampering.
     pub fn new() -> Fixture {
         let root = tempfile::tempdir().unwrap();
         let hosts = root.path().join("hosts");
         copy_dir(&repo().join("hosts"), &hosts);
         let _ = fs::remove_dir_all(hosts.join("pki"));
-        let inventory = Inventory::load(&hosts.join("cluster.toml")).unwrap();
+        let inventory_path = hosts.join("cluster.toml");
+        let inventory = Inventory::load(&inventory_path).unwrap();
+        let options = RecreateOptions {
+            identities: vec![operator_key()],
+            ..RecreateOptions::default()
+        };
+        kubepki::bundle::recreate(&inventory, &options).unwrap();
+        let inventory = Inventory::load(&inventory_path).unwrap();
+        let pins = inventory
+            .spec
+            .pki
+            .pins
+            .iter()
+            .map(|(a, fps)| {
+                let hex = fps
+                    .iter()
+                    .map(|f| f.trim_start_matches("sha256:").to_string())
+                    .collect();
+                (*a, hex)
+            })
+            .collect();
         let plan = kubepki::plan::plan(&inventory);
         let recipients = inventory
             .host_keys
@@ -90,52 +118,43 @@ impl Fixture {
             .map(|(n, k)| (n.clone(), k.recipient.text.clone()))
             .collect();
         let operator = inventory.operator_recipients["duck"][0].text.clone();
-        let bundle = hosts.join("pki");
-        let mut fixture = Fixture {
+        let bundle = inventory.bundle_dir();
+        let manifest: Value =
+            serde_json::from_slice(&fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
+        let identities = Identities::load(&[operator_key()]).unwrap();
+        let mut cas = BTreeMap::new();
+        for authority in Authority::ALL {
+            let plan = plan.authority(authority).unwrap();
+            let sealed = fs::read(bundle.join(&plan.key_file)).unwrap();
+            let key_pem = kubepki::seal::unseal(&sealed, &identities).unwrap();
+            let key = KeyPair::from_pem(std::str::from_utf8(&key_pem).unwrap()).unwrap();
+            let pem = fs::read_to_string(bundle.join(&plan.cert_file)).unwrap();
+            cas.insert(authority, Ca { key, pem });
+        }
+        Fixture {
             target: root.path().join("run/kubepki"),
             root,
             bundle,
-            manifest: json!({
-                "format": 1,
-                "cluster": plan.cluster,
-                "algorithm": "ecdsa-p256",
-                "authorities": {},
-                "files": {},
-                "nodes": {},
-            }),
+            inventory_path,
+            manifest,
             plan,
-            pins: Pins::new(),
-            cas: BTreeMap::new(),
+            pins,
+            cas,
             recipients,
             operator,
+        }
+    }
+
+    /// Runs the pipeline's `recreate` again (e.g. `force` to re-issue every leaf), reloads the manifest.
+    pub fn recreate(&mut self, options: RecreateOptions) {
+        let inventory = Inventory::load(&self.inventory_path).unwrap();
+        let options = RecreateOptions {
+            identities: vec![operator_key()],
+            ..options
         };
-        for authority in Authority::ALL {
-            fixture.new_authority(authority);
-            fixture.pin_current(authority);
-        }
-        for cert in fixture.plan.certificates.clone() {
-            fixture.issue(&cert.id, |_| {});
-        }
-        for secret in fixture.plan.secrets.clone() {
-            let holders = secret.key_holders.clone();
-            match secret.kind {
-                SecretKind::ServiceAccount => {
-                    let key = KeyPair::generate().unwrap();
-                    fixture.seal(&secret.key_file, key.serialize_pem().as_bytes(), &holders);
-                    let public = secret.public_file.clone().unwrap();
-                    fixture.write(&public, key.public_key_pem().as_bytes(), "public-key", None);
-                }
-                SecretKind::EncryptionConfig => {
-                    let yaml = "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources: [secrets]\n  providers:\n  - secretbox:\n      keys:\n      - name: key1\n        secret: c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=\n  - identity: {}\n";
-                    fixture.seal(&secret.key_file, yaml.as_bytes(), &holders);
-                }
-            }
-        }
-        for node in fixture.plan.nodes.clone() {
-            fixture.manifest["nodes"][&node.name] = serde_json::to_value(&node).unwrap();
-        }
-        fixture.save();
-        fixture
+        kubepki::bundle::recreate(&inventory, &options).unwrap();
+        self.manifest =
+            serde_json::from_slice(&fs::read(self.bundle.join("manifest.json")).unwrap()).unwrap();
     }
 
     /// A request for `node` with its own host key, the pins, the fixture's target and accounts.
@@ -159,7 +178,8 @@ impl Fixture {
         sha256_hex(&der)
     }
 
-    /// A fresh CA for `authority`: new key, trust bundle and sealed key written, manifest updated.
+    /// A fresh CA for `authority` (what an attacker would make): trust bundle written, the
+    /// manifest's hashes and fingerprints updated to agree with it.
     pub fn new_authority(&mut self, authority: Authority) {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -177,15 +197,12 @@ impl Fixture {
         params.not_after = now + Duration::days(3650);
         let cert = params.self_signed(&key).unwrap();
         let pem = cert.pem();
+        let fingerprint = format!("sha256:{}", sha256_hex(cert.der()));
         let plan = self.plan.authority(authority).unwrap().clone();
-        self.write(&plan.cert_file, pem.as_bytes(), "trust-bundle", None);
-        self.seal(&plan.key_file, key.serialize_pem().as_bytes(), &plan.key_holders);
-        self.manifest["authorities"][authority.name()] = json!({
-            "cert_file": plan.cert_file,
-            "key_file": plan.key_file,
-            "fingerprints": [format!("sha256:{}", sha256_hex(cert.der()))],
-        });
-        self.cas.insert(authority, Ca { params, key, pem });
+        self.write(&plan.cert_file, pem.as_bytes());
+        self.manifest["authorities"][authority.name()]["fingerprints"] = json!([fingerprint]);
+        self.manifest["files"][&plan.cert_file]["fingerprints"] = json!([fingerprint]);
+        self.cas.insert(authority, Ca { key, pem });
     }
 
     /// Re-signs every leaf issued by `authority` with its current CA (keys renewed too).
@@ -204,14 +221,9 @@ impl Fixture {
         tweak(&mut params);
         let key = KeyPair::generate().unwrap();
         let ca = &self.cas[&cert.issuer];
-        let issuer = Issuer::from_params(&ca.params, &ca.key);
+        let issuer = Issuer::from_ca_cert_pem(&ca.pem, &ca.key).unwrap();
         let signed = params.signed_by(&key, &issuer).unwrap();
-        self.write(
-            &cert.cert_file,
-            signed.pem().as_bytes(),
-            "certificate",
-            Some(cert.issuer),
-        );
+        self.write(&cert.cert_file, signed.pem().as_bytes());
         let mut holders = cert.key_holders.clone();
         holders.extend(cert.node.iter().cloned());
         self.seal(&cert.key_file, key.serialize_pem().as_bytes(), &holders);
@@ -233,19 +245,17 @@ impl Fixture {
         let mut writer = encryptor.wrap_output(&mut out).unwrap();
         std::io::Write::write_all(&mut writer, plaintext).unwrap();
         writer.finish().unwrap();
-        self.write(path, &out, "sealed-key", None);
+        self.write(path, &out);
     }
 
     /// Writes a bundle file and records its SHA-256 in the manifest (not saved yet).
-    pub fn write(&mut self, path: &str, bytes: &[u8], kind: &str, issuer: Option<Authority>) {
+    pub fn write(&mut self, path: &str, bytes: &[u8]) {
         let full = self.bundle.join(path);
         fs::create_dir_all(full.parent().unwrap()).unwrap();
         fs::write(&full, bytes).unwrap();
-        let mut entry = json!({ "kind": kind, "sha256": sha256_hex(bytes) });
-        if let Some(issuer) = issuer {
-            entry["issuer"] = json!(issuer.name());
-        }
-        self.manifest["files"][path] = entry;
+        let entry = &mut self.manifest["files"][path];
+        assert!(entry.is_object(), "{path} is not in the manifest");
+        entry["sha256"] = json!(sha256_hex(bytes));
     }
 
     /// Writes manifest.json.
