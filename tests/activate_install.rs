@@ -127,9 +127,6 @@ fn a_renewed_worker_certificate_restarts_only_kubelet() {
         .all(|c| c.differences == [Difference::Content]));
     assert_eq!(report.units, ["kubelet.service"]);
     assert_eq!(fs::read_to_string(&list).unwrap(), "kubelet.service\n");
-    // Other nodes' material did not change: their activation is a no-op.
-    let other = fixture.request("laptop-firebat");
-    activate::activate(&other).unwrap();
 }
 
 #[test]
@@ -217,4 +214,70 @@ fn the_rsa_host_key_node_activates() {
     let report = activate::activate(&fixture.request("laptop-old")).unwrap();
     assert!(matches!(report.outcome, Outcome::Installed { .. }));
     assert!(fixture.live().join("kubelet-client.key").exists());
+}
+
+#[test]
+fn a_new_name_for_one_worker_restarts_only_its_kubelet_and_leaves_the_others_alone() {
+    let mut fixture = Fixture::new();
+    let mut ultra = fixture.request("laptop-ultra");
+    let list = fixture.root.path().join("activation-restart-list");
+    ultra.restart = Restart::List(list.clone());
+    activate::activate(&ultra).unwrap();
+    let mut firebat = fixture.request("laptop-firebat");
+    firebat.target = fixture.root.path().join("firebat/run/kubepki");
+    activate::activate(&firebat).unwrap();
+    fs::remove_file(&list).unwrap();
+
+    // The operator gives laptop-ultra another DNS name and runs the pipeline again.
+    let toml = fs::read_to_string(&fixture.inventory_path).unwrap();
+    let toml = toml.replace(
+        "names = [\"laptop-ultra.tailnet-ducksnest.ts.net\"]",
+        "names = [\"laptop-ultra.tailnet-ducksnest.ts.net\", \"ultra.home.arpa\"]",
+    );
+    fs::write(&fixture.inventory_path, toml).unwrap();
+    fixture.recreate(Default::default());
+
+    let report = activate::activate(&ultra).unwrap();
+    let names: Vec<&str> = report.changes.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["kubelet-serving.crt", "kubelet-serving.key"]);
+    assert_eq!(report.units, ["kubelet.service"]);
+    assert_eq!(fs::read_to_string(&list).unwrap(), "kubelet.service\n");
+    let firebat = activate::activate(&firebat).unwrap();
+    assert_eq!(firebat.outcome, Outcome::Unchanged { generation: 1 });
+}
+
+#[test]
+fn openssl_accepts_every_installed_certificate_and_key_pair() {
+    let fixture = Fixture::new();
+    activate::activate(&fixture.request("ec2-controlplane")).unwrap();
+    let live = fixture.live();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&live)
+            .output()
+            .expect("install openssl (see .ci/run)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let node = fixture.plan.node("ec2-controlplane").unwrap();
+    for file in node.files.iter().filter(|f| f.part == kubepki::plan::Part::Certificate) {
+        let issuer = fixture.manifest["files"][&file.source]["issuer"].as_str().unwrap();
+        let ca = match issuer {
+            "kubernetes" => "ca.crt".to_string(),
+            other => format!("{other}-ca.crt"),
+        };
+        openssl(&["verify", "-CAfile", &ca, &file.install]);
+        let key = file.install.replace(".crt", ".key");
+        assert_eq!(
+            openssl(&["x509", "-in", &file.install, "-noout", "-pubkey"]),
+            openssl(&["pkey", "-in", &key, "-pubout"]),
+            "{key} belongs to {}",
+            file.install
+        );
+    }
 }
