@@ -45,9 +45,20 @@ fn main() {
         noop_cpu.push(cpu_time() - cpu);
         assert!(matches!(report.outcome, Outcome::Unchanged { .. }));
     }
-    let files = fixture.plan.node(node).map_or(0, |n| n.files.len() + n.kubeconfigs.len());
-    println!("activate {node} ({files} files, target on {}):", scratch.path().display());
-    report("install into a fresh target", &mut install, &mut install_cpu, 30);
+    let files = fixture
+        .plan
+        .node(node)
+        .map_or(0, |n| n.files.len() + n.kubeconfigs.len());
+    println!(
+        "activate {node} ({files} files, target on {}):",
+        scratch.path().display()
+    );
+    report(
+        "install into a fresh target",
+        &mut install,
+        &mut install_cpu,
+        30,
+    );
     report("no-op re-run (same bundle)", &mut noop, &mut noop_cpu, 10);
 
     // For information: a worker whose host key is RSA-3072 (RSA-OAEP per sealed file).
@@ -85,10 +96,12 @@ fn main() {
             phases[i].push(d);
         }
     }
-    let sealed = fixture
-        .plan
-        .node(node)
-        .map_or(0, |n| n.files.iter().filter(|f| f.source.ends_with(".age")).count());
+    let sealed = fixture.plan.node(node).map_or(0, |n| {
+        n.files
+            .iter()
+            .filter(|f| f.source.ends_with(".age"))
+            .count()
+    });
     println!("  phases (CPU of all threads, median):");
     for (name, samples) in [
         "read + hash the bundle files",

@@ -38,17 +38,33 @@ fn installs_then_reports_unchanged_and_lists_restarts_once() {
     let list_arg = list.to_str().unwrap();
     let key = host_key("laptop-firebat");
 
-    let first = kubepki(&fixture, "laptop-firebat", &key, &["--restart-list", list_arg]);
+    let first = kubepki(
+        &fixture,
+        "laptop-firebat",
+        &key,
+        &["--restart-list", list_arg],
+    );
     assert!(first.status.success(), "{}", text(&first.stderr));
     let out = text(&first.stdout);
-    assert!(out.contains("node laptop-firebat: installed generation 1"), "{out}");
-    assert!(out.contains("kubelet-client.key (added) -> kubelet.service"), "{out}");
+    assert!(
+        out.contains("node laptop-firebat: installed generation 1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("kubelet-client.key (added) -> kubelet.service"),
+        "{out}"
+    );
     assert_eq!(
         fs::read_to_string(&list).unwrap(),
         "kube-proxy.service\nkubelet.service\n"
     );
 
-    let second = kubepki(&fixture, "laptop-firebat", &key, &["--restart-list", list_arg]);
+    let second = kubepki(
+        &fixture,
+        "laptop-firebat",
+        &key,
+        &["--restart-list", list_arg],
+    );
     assert!(second.status.success(), "{}", text(&second.stderr));
     assert!(
         text(&second.stdout).contains("node laptop-firebat: unchanged (generation 1 is current)"),
@@ -64,7 +80,12 @@ fn installs_then_reports_unchanged_and_lists_restarts_once() {
 #[test]
 fn dry_run_prints_what_would_change() {
     let fixture = Fixture::new();
-    let out = kubepki(&fixture, "laptop-ultra", &host_key("laptop-ultra"), &["--dry-run"]);
+    let out = kubepki(
+        &fixture,
+        "laptop-ultra",
+        &host_key("laptop-ultra"),
+        &["--dry-run"],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("dry run"), "{stdout}");
@@ -78,7 +99,10 @@ fn a_refusal_exits_non_zero_and_names_the_file() {
     let out = kubepki(&fixture, "laptop-firebat", &host_key("laptop-ultra"), &[]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.starts_with("kubepki: no identity can decrypt nodes/laptop-firebat/"), "{stderr}");
+    assert!(
+        stderr.starts_with("kubepki: no identity can decrypt nodes/laptop-firebat/"),
+        "{stderr}"
+    );
     assert!(stderr.contains("sealed to another node?"), "{stderr}");
     assert!(!fixture.target.join("current").exists());
 }
@@ -86,9 +110,18 @@ fn a_refusal_exits_non_zero_and_names_the_file() {
 #[test]
 fn systemd_mode_marks_errors_and_warnings_for_the_journal() {
     let fixture = Fixture::new();
-    let refused = kubepki(&fixture, "laptop-firebat", &host_key("laptop-ultra"), &["--systemd"]);
+    let refused = kubepki(
+        &fixture,
+        "laptop-firebat",
+        &host_key("laptop-ultra"),
+        &["--systemd"],
+    );
     assert_eq!(refused.status.code(), Some(1));
-    assert!(text(&refused.stderr).starts_with("<3>kubepki: "), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).starts_with("<3>kubepki: "),
+        "{}",
+        text(&refused.stderr)
+    );
 
     // A dry run needs no systemctl; output lines carry the info priority.
     let ok = kubepki(
@@ -98,10 +131,16 @@ fn systemd_mode_marks_errors_and_warnings_for_the_journal() {
         &["--systemd", "--dry-run", "--renew-before-days", "400"],
     );
     assert!(ok.status.success(), "{}", text(&ok.stderr));
-    assert!(text(&ok.stdout).lines().all(|l| l.starts_with("<6>")), "{}", text(&ok.stdout));
+    assert!(
+        text(&ok.stdout).lines().all(|l| l.starts_with("<6>")),
+        "{}",
+        text(&ok.stdout)
+    );
     let stderr = text(&ok.stderr);
     assert!(
-        stderr.lines().any(|l| l.starts_with("<4>kubepki: warning:") && l.contains("renewal window")),
+        stderr
+            .lines()
+            .any(|l| l.starts_with("<4>kubepki: warning:") && l.contains("renewal window")),
         "{stderr}"
     );
 }
@@ -116,6 +155,9 @@ fn a_malformed_pin_is_a_usage_error() {
         &["--pin", "kubernetes=md5:abcd"],
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("must start with `sha256:`"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("must start with `sha256:`"),
+        "{}",
+        text(&out.stderr)
+    );
 }
-

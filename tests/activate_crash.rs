@@ -64,7 +64,10 @@ fn a_process_killed_mid_install_leaves_the_old_generation_serving() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(leftovers.iter().any(|n| n.starts_with(".partial-")), "{leftovers:?}");
+    assert!(
+        leftovers.iter().any(|n| n.starts_with(".partial-")),
+        "{leftovers:?}"
+    );
 
     // The next run cleans up and installs.
     let report = activate::activate(&request).unwrap();

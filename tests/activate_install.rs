@@ -69,10 +69,18 @@ fn kubeconfigs_point_at_the_live_installed_files_and_kubectl_reads_them() {
         .args(["-o", "jsonpath={.users[0].user.client-key}"])
         .output()
         .expect("install kubectl (see .ci/run)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
-        fixture.live().join("kubelet-client.key").display().to_string()
+        fixture
+            .live()
+            .join("kubelet-client.key")
+            .display()
+            .to_string()
     );
 }
 
@@ -92,7 +100,11 @@ fn the_same_bundle_again_writes_nothing_and_restarts_nothing() {
     assert!(report.changes.is_empty(), "{:?}", report.changes);
     assert!(report.units.is_empty());
     assert!(!list.exists(), "no restart list entry on a no-op");
-    assert_eq!(snapshot(&fixture.target), before, "no file, mode, owner or mtime changed");
+    assert_eq!(
+        snapshot(&fixture.target),
+        before,
+        "no file, mode, owner or mtime changed"
+    );
 }
 
 #[test]
@@ -105,9 +117,8 @@ fn a_renewed_worker_certificate_restarts_only_kubelet() {
     fs::write(&list, "").unwrap();
 
     fixture.issue("nodes/laptop-ultra/kubelet-serving", |p| {
-        p.subject_alt_names.push(rcgen::SanType::DnsName(
-            "ultra.example".try_into().unwrap(),
-        ))
+        p.subject_alt_names
+            .push(rcgen::SanType::DnsName("ultra.example".try_into().unwrap()))
     });
     fixture.save();
     let report = activate::activate(&request).unwrap();
@@ -121,10 +132,12 @@ fn a_renewed_worker_certificate_restarts_only_kubelet() {
     );
     let names: Vec<&str> = report.changes.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["kubelet-serving.crt", "kubelet-serving.key"]);
-    assert!(report
-        .changes
-        .iter()
-        .all(|c| c.differences == [Difference::Content]));
+    assert!(
+        report
+            .changes
+            .iter()
+            .all(|c| c.differences == [Difference::Content])
+    );
     assert_eq!(report.units, ["kubelet.service"]);
     assert_eq!(fs::read_to_string(&list).unwrap(), "kubelet.service\n");
 }
@@ -142,7 +155,13 @@ fn a_mode_changed_by_hand_is_repaired_and_its_units_restarted() {
     assert_eq!(report.changes.len(), 1, "{:?}", report.changes);
     assert_eq!(report.changes[0].differences, [Difference::Mode]);
     assert_eq!(report.units, ["etcd.service"]);
-    assert_eq!(fs::metadata(fixture.live().join("etcd-server.key")).unwrap().mode() & 0o777, 0o400);
+    assert_eq!(
+        fs::metadata(fixture.live().join("etcd-server.key"))
+            .unwrap()
+            .mode()
+            & 0o777,
+        0o400
+    );
 }
 
 #[test]
@@ -265,8 +284,14 @@ fn openssl_accepts_every_installed_certificate_and_key_pair() {
         out.stdout
     };
     let node = fixture.plan.node("ec2-controlplane").unwrap();
-    for file in node.files.iter().filter(|f| f.part == kubepki::plan::Part::Certificate) {
-        let issuer = fixture.manifest["files"][&file.source]["issuer"].as_str().unwrap();
+    for file in node
+        .files
+        .iter()
+        .filter(|f| f.part == kubepki::plan::Part::Certificate)
+    {
+        let issuer = fixture.manifest["files"][&file.source]["issuer"]
+            .as_str()
+            .unwrap();
         let ca = match issuer {
             "kubernetes" => "ca.crt".to_string(),
             other => format!("{other}-ca.crt"),

@@ -49,8 +49,14 @@ fn a_corrupted_age_file_is_refused() {
     fixture.write(path, &sealed);
     fixture.save();
     let error = refused(&fixture, &request);
-    assert!(matches!(error, ActivateError::SealedFileCorrupt { .. }), "{error:?}");
-    assert_says(&error, &[path, "truncated or corrupted", "age cannot decrypt it"]);
+    assert!(
+        matches!(error, ActivateError::SealedFileCorrupt { .. }),
+        "{error:?}"
+    );
+    assert_says(
+        &error,
+        &[path, "truncated or corrupted", "age cannot decrypt it"],
+    );
 }
 
 #[test]
@@ -60,7 +66,10 @@ fn a_truncated_file_is_refused_by_its_hash() {
     let sealed = fs::read(fixture.bundle.join(path)).unwrap();
     fs::write(fixture.bundle.join(path), &sealed[..sealed.len() / 2]).unwrap();
     let error = refused(&fixture, &request);
-    assert!(matches!(error, ActivateError::HashMismatch { .. }), "{error:?}");
+    assert!(
+        matches!(error, ActivateError::HashMismatch { .. }),
+        "{error:?}"
+    );
     assert_says(&error, &[path, "truncated or altered", "git checkout"]);
 }
 
@@ -72,7 +81,10 @@ fn a_truncated_age_file_matching_the_manifest_is_refused_as_truncated() {
     fixture.write(path, &sealed[..sealed.len() - 40]);
     fixture.save();
     let error = refused(&fixture, &request);
-    assert!(matches!(error, ActivateError::SealedFileCorrupt { .. }), "{error:?}");
+    assert!(
+        matches!(error, ActivateError::SealedFileCorrupt { .. }),
+        "{error:?}"
+    );
     assert_says(&error, &[path, "truncated or corrupted"]);
 }
 
@@ -81,10 +93,18 @@ fn a_key_sealed_to_another_node_is_refused() {
     let (fixture, mut request) = installed("laptop-firebat");
     request.identities = vec![host_key("laptop-ultra")];
     let error = refused(&fixture, &request);
-    assert!(matches!(error, ActivateError::NotSealedToThisHost { .. }), "{error:?}");
+    assert!(
+        matches!(error, ActivateError::NotSealedToThisHost { .. }),
+        "{error:?}"
+    );
     assert_says(
         &error,
-        &["nodes/laptop-firebat/", ".key.age", "sealed to another node?", "laptop-ultra"],
+        &[
+            "nodes/laptop-firebat/",
+            ".key.age",
+            "sealed to another node?",
+            "laptop-ultra",
+        ],
     );
 }
 
@@ -94,7 +114,10 @@ fn a_missing_identity_file_is_refused() {
     let missing = fixture.root.path().join("etc/ssh/ssh_host_ed25519_key");
     request.identities = vec![missing.clone()];
     let error = refused(&fixture, &request);
-    assert!(matches!(error, ActivateError::IdentityMissing { .. }), "{error:?}");
+    assert!(
+        matches!(error, ActivateError::IdentityMissing { .. }),
+        "{error:?}"
+    );
     assert_says(&error, &[&missing.display().to_string(), "does not exist"]);
 }
 
@@ -106,7 +129,10 @@ fn a_rogue_ca_with_a_consistent_manifest_is_refused_by_the_pin() {
     fixture.reissue_all_of(Authority::Kubernetes);
     fixture.save();
     let error = refused(&fixture, &request);
-    assert!(matches!(error, ActivateError::RogueAuthority { .. }), "{error:?}");
+    assert!(
+        matches!(error, ActivateError::RogueAuthority { .. }),
+        "{error:?}"
+    );
     assert_says(&error, &["ca/kubernetes.crt", "is not pinned", "tampered"]);
 }
 
@@ -120,7 +146,10 @@ fn a_rogue_ca_appended_to_the_trust_bundle_is_refused() {
     fixture.write("ca/kubernetes.crt", &both);
     fixture.save();
     let error = refused(&fixture, &request);
-    assert!(matches!(error, ActivateError::RogueAuthority { .. }), "{error:?}");
+    assert!(
+        matches!(error, ActivateError::RogueAuthority { .. }),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -137,7 +166,13 @@ fn a_leaf_signed_by_an_unpinned_ca_is_refused() {
         matches!(error, ActivateError::NotSignedByPinnedAuthority { .. }),
         "{error:?}"
     );
-    assert_says(&error, &["nodes/laptop-ultra/kube-proxy.crt", "not signed by any pinned"]);
+    assert_says(
+        &error,
+        &[
+            "nodes/laptop-ultra/kube-proxy.crt",
+            "not signed by any pinned",
+        ],
+    );
 }
 
 #[test]
@@ -151,7 +186,14 @@ fn an_expired_certificate_is_refused() {
     fixture.save();
     let error = refused(&fixture, &request);
     assert!(matches!(error, ActivateError::Expired { .. }), "{error:?}");
-    assert_says(&error, &["nodes/ec2-controlplane/etcd-peer.crt", "expired", "kubepki renew"]);
+    assert_says(
+        &error,
+        &[
+            "nodes/ec2-controlplane/etcd-peer.crt",
+            "expired",
+            "kubepki renew",
+        ],
+    );
 }
 
 #[test]
@@ -163,8 +205,17 @@ fn a_not_yet_valid_certificate_is_refused() {
     });
     fixture.save();
     let error = refused(&fixture, &request);
-    assert!(matches!(error, ActivateError::NotYetValid { .. }), "{error:?}");
-    assert_says(&error, &["nodes/laptop-firebat/kubelet-client.crt", "not valid before"]);
+    assert!(
+        matches!(error, ActivateError::NotYetValid { .. }),
+        "{error:?}"
+    );
+    assert_says(
+        &error,
+        &[
+            "nodes/laptop-firebat/kubelet-client.crt",
+            "not valid before",
+        ],
+    );
 }
 
 #[test]
@@ -195,10 +246,17 @@ fn a_kubelet_certificate_for_another_node_is_refused() {
     });
     fixture.save();
     let error = refused(&fixture, &request);
-    assert!(matches!(error, ActivateError::WrongNode { .. }), "{error:?}");
+    assert!(
+        matches!(error, ActivateError::WrongNode { .. }),
+        "{error:?}"
+    );
     assert_says(
         &error,
-        &["kubelet-client.crt", "system:node:laptop-ultra", "`laptop-firebat`"],
+        &[
+            "kubelet-client.crt",
+            "system:node:laptop-ultra",
+            "`laptop-firebat`",
+        ],
     );
 }
 
@@ -206,12 +264,16 @@ fn a_kubelet_certificate_for_another_node_is_refused() {
 fn a_serving_certificate_without_the_node_name_is_refused() {
     let (mut fixture, request) = installed("ec2-controlplane");
     fixture.issue("nodes/ec2-controlplane/apiserver", |p| {
-        p.subject_alt_names
-            .retain(|s| !matches!(s, rcgen::SanType::DnsName(d) if d.as_str() == "ec2-controlplane"));
+        p.subject_alt_names.retain(
+            |s| !matches!(s, rcgen::SanType::DnsName(d) if d.as_str() == "ec2-controlplane"),
+        );
     });
     fixture.save();
     let error = refused(&fixture, &request);
-    assert!(matches!(error, ActivateError::WrongNode { .. }), "{error:?}");
+    assert!(
+        matches!(error, ActivateError::WrongNode { .. }),
+        "{error:?}"
+    );
     assert_says(&error, &["nodes/ec2-controlplane/apiserver.crt", "DNS SAN"]);
 }
 
@@ -224,8 +286,18 @@ fn a_key_that_does_not_match_its_certificate_is_refused() {
     fixture.write(key, &old_key);
     fixture.save();
     let error = refused(&fixture, &request);
-    assert!(matches!(error, ActivateError::KeyMismatch { .. }), "{error:?}");
-    assert_says(&error, &[key, "nodes/laptop-firebat/kube-proxy.crt", "public keys differ"]);
+    assert!(
+        matches!(error, ActivateError::KeyMismatch { .. }),
+        "{error:?}"
+    );
+    assert_says(
+        &error,
+        &[
+            key,
+            "nodes/laptop-firebat/kube-proxy.crt",
+            "public keys differ",
+        ],
+    );
 }
 
 #[test]
@@ -233,7 +305,10 @@ fn a_missing_pin_is_refused() {
     let (fixture, mut request) = installed("ec2-controlplane");
     request.pins.remove(&Authority::FrontProxy);
     let error = refused(&fixture, &request);
-    assert!(matches!(error, ActivateError::MissingPin { .. }), "{error:?}");
+    assert!(
+        matches!(error, ActivateError::MissingPin { .. }),
+        "{error:?}"
+    );
     assert_says(&error, &["ca/front-proxy.crt", "--pin front-proxy=sha256:"]);
 }
 
@@ -247,13 +322,20 @@ fn a_missing_owner_is_refused_when_running_as_root() {
     request.accounts = Accounts::Fixed { users, groups };
     if root() {
         let error = refused(&fixture, &request);
-        assert!(matches!(error, ActivateError::OwnerUserMissing { .. }), "{error:?}");
+        assert!(
+            matches!(error, ActivateError::OwnerUserMissing { .. }),
+            "{error:?}"
+        );
         assert_says(&error, &["owner user `etcd` does not exist"]);
     } else {
         // Without root nothing is chowned, so owners are not resolved; it says so once.
         let report = activate::activate(&request).unwrap();
         assert_eq!(
-            report.warnings.iter().filter(|w| w.contains("not running as root")).count(),
+            report
+                .warnings
+                .iter()
+                .filter(|w| w.contains("not running as root"))
+                .count(),
             1
         );
     }
@@ -264,5 +346,11 @@ fn a_node_missing_from_the_bundle_is_refused() {
     let (fixture, mut request) = installed("laptop-firebat");
     request.node = "laptop-new".into();
     let error = refused(&fixture, &request);
-    assert_says(&error, &["`laptop-new` is not in the bundle manifest", "laptop-firebat"]);
+    assert_says(
+        &error,
+        &[
+            "`laptop-new` is not in the bundle manifest",
+            "laptop-firebat",
+        ],
+    );
 }

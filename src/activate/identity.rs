@@ -12,10 +12,8 @@ use super::ActivateError;
 use crate::seal::{Identities, SealError};
 
 /// Host keys tried when no `--identity` is given.
-pub const DEFAULT_IDENTITIES: [&str; 2] = [
-    "/etc/ssh/ssh_host_ed25519_key",
-    "/etc/ssh/ssh_host_rsa_key",
-];
+pub const DEFAULT_IDENTITIES: [&str; 2] =
+    ["/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_rsa_key"];
 
 /// Loads the named identities, or the default host keys that exist when none is named.
 pub fn load(explicit: &[PathBuf]) -> Result<Identities, ActivateError> {

@@ -124,7 +124,9 @@ pub struct Report {
 
 /// Decrypts, verifies and installs the node's material; see the module documentation.
 pub fn activate(request: &Request) -> Result<Report, ActivateError> {
-    let now = request.now.unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp());
+    let now = request
+        .now
+        .unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp());
     let target = Target::new(&absolute(&request.target));
 
     // 1. Read and decrypt everything, 2. verify everything: nothing is written yet.

@@ -154,7 +154,11 @@ mod tests {
         let err = Accounts::System
             .resolve("apiserver.key", "no-such-user-kubepki", "root")
             .unwrap_err();
-        assert!(err.to_string().contains("`no-such-user-kubepki` does not exist"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("`no-such-user-kubepki` does not exist"),
+            "{err}"
+        );
         assert!(err.to_string().starts_with("apiserver.key:"), "{err}");
     }
 }

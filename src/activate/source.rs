@@ -86,7 +86,11 @@ pub fn read(dir: &Path, node: &str) -> Result<NodeBundle, ActivateError> {
 
     let mut issuers = BTreeMap::new();
     let mut wanted: Vec<String> = node_plan.files.iter().map(|f| f.source.clone()).collect();
-    for file in node_plan.files.iter().filter(|f| f.part == Part::Certificate) {
+    for file in node_plan
+        .files
+        .iter()
+        .filter(|f| f.part == Part::Certificate)
+    {
         let Some(FileEntry::Certificate(entry)) = entries.get(&file.source) else {
             continue;
         };
@@ -120,7 +124,11 @@ fn read_checked(
 ) -> Result<Vec<u8>, ActivateError> {
     let expected = entries
         .get(source)
-        .map(|e| e.sha256().trim_start_matches("sha256:").to_ascii_lowercase())
+        .map(|e| {
+            e.sha256()
+                .trim_start_matches("sha256:")
+                .to_ascii_lowercase()
+        })
         .ok_or_else(|| ActivateError::NotInManifest {
             file: source.to_string(),
         })?;

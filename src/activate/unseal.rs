@@ -9,8 +9,8 @@
 //! the one reported, so messages do not depend on scheduling. Nothing here
 //! verifies what the plaintext means; that is [`super::verify`].
 
-use std::collections::BTreeMap;
 use rayon::prelude::*;
+use std::collections::BTreeMap;
 use zeroize::Zeroizing;
 
 use super::ActivateError;

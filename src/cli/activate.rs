@@ -68,7 +68,9 @@ fn parse_pin(text: &str) -> Result<(Authority, String), String> {
         .ok_or_else(|| format!("`{fingerprint}` must start with `sha256:`"))?
         .to_ascii_lowercase();
     if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(format!("`{fingerprint}` is not sha256: followed by 64 hex digits"));
+        return Err(format!(
+            "`{fingerprint}` is not sha256: followed by 64 hex digits"
+        ));
     }
     Ok((authority, hex))
 }

@@ -237,10 +237,9 @@ impl Fixture {
         texts.dedup();
         let recipients: Vec<age::ssh::Recipient> =
             texts.iter().map(|t| t.parse().unwrap()).collect();
-        let encryptor = age::Encryptor::with_recipients(
-            recipients.iter().map(|r| r as &dyn age::Recipient),
-        )
-        .unwrap();
+        let encryptor =
+            age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+                .unwrap();
         let mut out = Vec::new();
         let mut writer = encryptor.wrap_output(&mut out).unwrap();
         std::io::Write::write_all(&mut writer, plaintext).unwrap();
@@ -323,14 +322,17 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// One entry of a [`snapshot`]: content (or link target), mode, uid, mtime seconds and nanoseconds.
+pub type Entry = (Vec<u8>, u32, u32, i64, i64);
+
 /// Everything under a folder: content (or link target), mode, owner and mtime per path.
-pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32, u32, i64, i64)> {
+pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Entry> {
     let mut out = BTreeMap::new();
     walk(root, root, &mut out);
     out
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, (Vec<u8>, u32, u32, i64, i64)>) {
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Entry>) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
@@ -351,7 +353,13 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, (Vec<u8>, u32, u32,
         };
         out.insert(
             rel,
-            (content, meta.mode(), meta.uid(), meta.mtime(), meta.mtime_nsec()),
+            (
+                content,
+                meta.mode(),
+                meta.uid(),
+                meta.mtime(),
+                meta.mtime_nsec(),
+            ),
         );
         if meta.is_dir() {
             walk(root, &path, out);
