@@ -354,3 +354,17 @@ fn a_node_missing_from_the_bundle_is_refused() {
         ],
     );
 }
+
+#[test]
+fn an_identity_that_is_not_a_private_key_is_refused() {
+    let (fixture, mut request) = installed("laptop-firebat");
+    let public =
+        activate_support::repo().join("tests/keys/laptop-firebat/ssh_host_ed25519_key.pub");
+    request.identities = vec![public.clone()];
+    let error = refused(&fixture, &request);
+    assert!(
+        matches!(error, ActivateError::IdentityUnreadable { .. }),
+        "{error:?}"
+    );
+    assert_says(&error, &[&public.display().to_string(), "cannot be read"]);
+}

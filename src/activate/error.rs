@@ -105,10 +105,6 @@ pub enum ActivateError {
         issuer: String,
     },
     #[error(
-        "{file}: the manifest names `{issuer}` as issuer, which is not an authority. Fix: regenerate the bundle with `kubepki recreate`"
-    )]
-    UnknownIssuer { file: String, issuer: String },
-    #[error(
         "{file}: the certificate is not valid before {not_before} (now {now}); the issuing clock or this node's clock is wrong. Fix: correct the clock (timedatectl), or re-issue with `kubepki renew`"
     )]
     NotYetValid {
@@ -155,10 +151,6 @@ pub enum ActivateError {
     )]
     AccountLookup { name: String, source: io::Error },
     #[error(
-        "another kubepki activation holds the lock {path}. Fix: wait for it to finish, or remove a stale lock only if no kubepki process runs"
-    )]
-    Locked { path: PathBuf },
-    #[error(
         "cannot install into {path}: {source}. Fix: check that the target (--target) is writable by this user and the filesystem has room; the previous generation still serves"
     )]
     Install { path: PathBuf, source: io::Error },
@@ -178,16 +170,4 @@ pub enum ActivateError {
         "cannot write the metrics file {path}: {source}. Fix: check --metrics-dir; the new generation is installed"
     )]
     Metrics { path: PathBuf, source: io::Error },
-}
-
-impl ActivateError {
-    /// True when the error happened after the new generation went live (restart or metrics).
-    pub fn after_install(&self) -> bool {
-        matches!(
-            self,
-            ActivateError::RestartList { .. }
-                | ActivateError::Systemctl { .. }
-                | ActivateError::Metrics { .. }
-        )
-    }
 }

@@ -1,8 +1,8 @@
 //! Expiry metrics for node-exporter's textfile collector.
 //!
 //! Writes `<dir>/kubepki.prom` atomically (node-exporter must never read half
-//! a file): days left per installed certificate file (for a trust bundle, its
-//! earliest-expiring CA), the live generation and the time of the last
+//! a file): days left per installed certificate, labelled by material
+//! (`apiserver`, `kubernetes-ca`; for a trust bundle, its earliest-expiring CA), the live generation and the time of the last
 //! successful activation. Alerting thresholds belong in Prometheus, not here.
 
 use std::fmt::Write as _;
@@ -25,9 +25,8 @@ pub fn render(node: &str, certificates: &[CertificateExpiry], generation: u64, n
     for c in certificates {
         let _ = writeln!(
             out,
-            "kubepki_certificate_expiry_days{{certificate=\"{}\",file=\"{}\",node=\"{node}\"}} {:.1}",
+            "kubepki_certificate_expiry_days{{certificate=\"{}\",node=\"{node}\"}} {:.1}",
             escape(&c.material),
-            escape(&c.install),
             days_left(c.not_after, now)
         );
     }
@@ -36,9 +35,8 @@ pub fn render(node: &str, certificates: &[CertificateExpiry], generation: u64, n
     for c in certificates {
         let _ = writeln!(
             out,
-            "kubepki_certificate_not_after_seconds{{certificate=\"{}\",file=\"{}\",node=\"{node}\"}} {}",
+            "kubepki_certificate_not_after_seconds{{certificate=\"{}\",node=\"{node}\"}} {}",
             escape(&c.material),
-            escape(&c.install),
             c.not_after
         );
     }
@@ -89,9 +87,12 @@ mod tests {
             3,
             8640,
         );
-        assert!(text.contains(
-            "kubepki_certificate_expiry_days{certificate=\"apiserver\",file=\"apiserver.crt\",node=\"x\"} 364.9\n"
-        ), "{text}");
+        assert!(
+            text.contains(
+                "kubepki_certificate_expiry_days{certificate=\"apiserver\",node=\"x\"} 364.9\n"
+            ),
+            "{text}"
+        );
         assert!(text.contains("kubepki_generation{node=\"x\"} 3\n"));
     }
 }
