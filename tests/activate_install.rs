@@ -306,3 +306,34 @@ fn openssl_accepts_every_installed_certificate_and_key_pair() {
         );
     }
 }
+
+#[test]
+fn the_committed_example_bundle_activates_on_every_node_with_the_inventory_pins() {
+    let repo = activate_support::repo();
+    let inventory = kubepki::inventory::Inventory::load(&repo.join("hosts/cluster.toml")).unwrap();
+    let pins: kubepki::activate::Pins = inventory
+        .spec
+        .pki
+        .pins
+        .iter()
+        .map(|(a, fps)| {
+            let hex = fps
+                .iter()
+                .map(|f| f.trim_start_matches("sha256:").to_string());
+            (*a, hex.collect())
+        })
+        .collect();
+    assert_eq!(pins.len(), 3, "hosts/cluster.toml pins every authority");
+    let scratch = tempfile::tempdir().unwrap();
+    for node in inventory.spec.nodes.iter().map(|n| n.name.as_str()) {
+        let mut request = activate::Request::new(&inventory.bundle_dir(), node, pins.clone());
+        request.identities = vec![activate_support::host_key(node)];
+        request.target = scratch.path().join(node);
+        request.accounts = activate_support::accounts();
+        let report = activate::activate(&request).unwrap_or_else(|e| panic!("{node}: {e}"));
+        assert!(matches!(
+            report.outcome,
+            Outcome::Installed { generation: 1, .. }
+        ));
+    }
+}
