@@ -337,3 +337,32 @@ fn the_committed_example_bundle_activates_on_every_node_with_the_inventory_pins(
         ));
     }
 }
+
+#[test]
+fn a_ca_rotation_with_both_cas_pinned_is_accepted() {
+    let mut fixture = Fixture::new();
+    let request = fixture.request("laptop-firebat");
+    activate::activate(&request).unwrap();
+    let old = fs::read(fixture.bundle.join("ca/kubernetes.crt")).unwrap();
+    fixture.new_authority(kubepki::plan::Authority::Kubernetes);
+    let new = fs::read(fixture.bundle.join("ca/kubernetes.crt")).unwrap();
+    // The trust bundle carries the new signing CA first and the old one until it retires.
+    fixture.write("ca/kubernetes.crt", &[new, old].concat());
+    fixture.reissue_all_of(kubepki::plan::Authority::Kubernetes);
+    fixture.save();
+    fixture.pin_current(kubepki::plan::Authority::Kubernetes);
+    let mut request = fixture.request("laptop-firebat");
+    request.keep = 3;
+
+    let report = activate::activate(&request).unwrap();
+
+    assert_eq!(
+        report.outcome,
+        Outcome::Installed {
+            generation: 2,
+            previous: Some(1)
+        }
+    );
+    assert!(report.changes.iter().any(|c| c.name == "ca.crt"));
+    assert_eq!(report.units, ["kube-proxy.service", "kubelet.service"]);
+}

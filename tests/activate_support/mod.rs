@@ -166,10 +166,10 @@ impl Fixture {
         request
     }
 
-    /// Replaces the pins of `authority` with its current CA's fingerprint.
+    /// Adds the current CA of `authority` to its pins (a rotation the operator approved).
     pub fn pin_current(&mut self, authority: Authority) {
         let fp = self.ca_fingerprint(authority);
-        self.pins.insert(authority, vec![fp]);
+        self.pins.entry(authority).or_default().push(fp);
     }
 
     pub fn ca_fingerprint(&self, authority: Authority) -> String {
