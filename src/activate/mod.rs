@@ -9,8 +9,9 @@
 //! symlink ([`install`], [`generation`]), schedule restarts of exactly the
 //! units whose files changed ([`restart`]) and write expiry metrics
 //! ([`metrics`]). Any failure before the flip leaves the live generation
-//! serving and nothing written. The same bundle again writes nothing and
-//! restarts nothing.
+//! serving and nothing written. The same bundle again writes nothing under
+//! the target and restarts nothing (the metrics file, outside it, is still
+//! refreshed so the days-left gauges stay current).
 //!
 //! It does not issue, renew or seal anything (that happens on the operator's
 //! machine), and it does not print: the caller gets a [`Report`] or an
