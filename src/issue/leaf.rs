@@ -45,8 +45,7 @@ pub fn issue_leaf(
         id: plan.id.clone(),
         reason,
     };
-    let key = PrivateKey::generate(algorithm)?;
-    let pair = key.key_pair().map_err(|e| signing(e.to_string()))?;
+    let (key, pair) = PrivateKey::generate_with_pair(algorithm)?;
 
     let mut params = CertificateParams::default();
     let mut name = DistinguishedName::new();
