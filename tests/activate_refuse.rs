@@ -368,3 +368,23 @@ fn an_identity_that_is_not_a_private_key_is_refused() {
     );
     assert_says(&error, &[&public.display().to_string(), "cannot be read"]);
 }
+
+#[test]
+fn an_install_name_that_leaves_the_generation_is_refused() {
+    let (mut fixture, request) = installed("laptop-firebat");
+    fixture.manifest["nodes"]["laptop-firebat"]["files"][0]["install"] = "../../escape".into();
+    fixture.save();
+    let error = refused(&fixture, &request);
+    assert!(
+        matches!(error, ActivateError::ManifestInvalid { .. }),
+        "{error:?}"
+    );
+    assert_says(
+        &error,
+        &[
+            "manifest.json",
+            "`../../escape` is not a plain, unique file name",
+        ],
+    );
+    assert!(!fixture.root.path().join("escape").exists());
+}
