@@ -9,6 +9,7 @@
 //! signed Nix binary cache. The core (inventory to materials) is pure; files,
 //! git and activation live at the edges.
 
+pub mod activate;
 pub mod bundle;
 pub mod inventory;
 pub mod issue;
