@@ -170,15 +170,15 @@ fn is_tailnet_ip(spec: &Spec, ip: &IpAddr) -> bool {
     spec.network.tailnet_cidr.contains(ip) || tailscale_ranges().iter().any(|r| r.contains(ip))
 }
 
+/// Tailscale's fixed address ranges: 100.64.0.0/10 (CGNAT) and fd7a:115c:a1e0::/48.
 fn tailscale_ranges() -> [IpNet; 2] {
-    // Both parse: they are literals of this module.
-    let v4 = TAILSCALE_IPV4_RANGE
-        .parse()
-        .unwrap_or_else(|_| IpNet::default());
-    let v6 = TAILSCALE_IPV6_RANGE
-        .parse()
-        .unwrap_or_else(|_| IpNet::default());
-    [v4, v6]
+    [
+        IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(100, 64, 0, 0), 10)),
+        IpNet::V6(Ipv6Net::new_assert(
+            Ipv6Addr::new(0xfd7a, 0x115c, 0xa1e0, 0, 0, 0, 0, 0),
+            48,
+        )),
+    ]
 }
 
 fn overlaps(a: &IpNet, b: &IpNet) -> bool {
