@@ -189,3 +189,25 @@ fn tunnel_mtu_is_the_limiting_link_minus_that_encapsulation() {
         [Encapsulation::Vxlan, Encapsulation::WireGuard]
     );
 }
+
+#[test]
+fn kubepki_calico_explain_names_the_link_and_the_overhead() {
+    let inventory = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("hosts/cluster.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubepki"))
+        .args(["calico", "--explain", "-f"])
+        .arg(&inventory)
+        .output()
+        .unwrap_or_else(|e| panic!("run kubepki calico --explain: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("IPv4 pod MTU 1230 = tailnet link MTU 1280")
+            && stdout.contains("VXLAN overhead 50")
+            && stdout.contains("conflist mtu): 1230"),
+        "{stdout}"
+    );
+}

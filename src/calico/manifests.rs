@@ -603,9 +603,8 @@ fn calico_node(image: &str, env: &[EnvVar]) -> DaemonSet {
                 rolling_update: Some(RollingUpdate { max_unavailable: 1 }),
             },
             template: PodTemplate {
-                metadata: ObjectMeta {
+                metadata: TemplateMeta {
                     labels: app_labels(app),
-                    ..ObjectMeta::default()
                 },
                 spec: PodSpec {
                     node_selector: linux(),
@@ -700,9 +699,8 @@ fn kube_controllers(image: &str) -> Deployment {
                 rolling_update: None,
             },
             template: PodTemplate {
-                metadata: ObjectMeta {
+                metadata: TemplateMeta {
                     labels: app_labels(app),
-                    ..ObjectMeta::default()
                 },
                 spec: PodSpec {
                     node_selector: linux(),
