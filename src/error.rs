@@ -18,6 +18,7 @@ pub enum Error {
     Bundle(#[from] crate::bundle::BundleError),
     #[error("{0}")]
     Kubeconfig(#[from] crate::kubeconfig::operator::KubeconfigError),
+    Calico(#[from] crate::calico::CalicoError),
     #[error("`kubepki {0}` is not built yet")]
     NotYet(&'static str),
 }

@@ -18,6 +18,7 @@ pub mod plan;
 pub mod seal;
 
 pub mod atomic;
+pub mod calico;
 pub mod cli;
 mod error;
 
