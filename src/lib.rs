@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod plan;
 
 pub mod atomic;
+pub mod cache;
 pub mod cli;
 mod error;
 
