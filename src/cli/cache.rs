@@ -51,7 +51,7 @@ pub fn run_cache_key(args: &CacheKeyArgs) -> Result<ExitCode, crate::Error> {
     let mut lines = vec![
         format!("public key:  {public}"),
         format!(
-            "sealed key:  {} ({} recipients)",
+            "sealed key:  {} (opens with any of {} recipients)",
             created.sealed_file.display(),
             created.recipients
         ),
