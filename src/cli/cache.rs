@@ -102,8 +102,9 @@ pub enum CacheCommand {
 
 #[derive(Debug, Args)]
 pub struct SecretArgs {
-    /// An operator's or CI's private key: OpenSSH (ed25519, RSA) or an age identity file.
-    #[arg(long, short = 'i', required = true)]
+    /// An operator's or CI's private key: OpenSSH (ed25519, RSA) or an age identity file
+    /// [default: $AGE_IDENTITY, ~/.ssh/id_ed25519, ~/.ssh/id_rsa, ~/.config/age/keys.txt].
+    #[arg(long, short = 'i')]
     pub identity: Vec<PathBuf>,
 }
 
