@@ -16,7 +16,7 @@ fn workflow(name: &str) -> Value {
     serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn steps<'a>(job: &'a Value) -> &'a Vec<Value> {
+fn steps(job: &Value) -> &Vec<Value> {
     job["steps"].as_sequence().unwrap()
 }
 
