@@ -39,6 +39,8 @@ pub enum KeyError {
     Inconsistent { name: String },
     #[error("the public key `{name}` is not a valid ed25519 point. Fix: copy the whole key.")]
     NotAPoint { name: String },
+    #[error("{what} is not text. Fix: the file is corrupt; restore it from git.")]
+    NotText { what: &'static str },
 }
 
 /// The default name for a cluster's first key.

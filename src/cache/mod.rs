@@ -194,11 +194,12 @@ pub fn create_signing_key(
     let previous_sealed = match std::fs::read(&sealed_file) {
         Ok(bytes) => Some(bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(source) => {
-            return Err(CacheError::Write {
+        Err(e) => {
+            return Err(SealedKeyError::SealedUnreadable {
                 path: sealed_file,
-                source,
-            });
+                reason: e.to_string(),
+            }
+            .into());
         }
     };
     let current_name = cache.key_name.clone().or_else(|| {
@@ -322,7 +323,7 @@ pub fn open_signing_key(
     let sealed_file = sealed_key_path(inventory);
     let identities = sealed::read_identities(identities)?;
     let plain = sealed::open(&sealed_file, &identities)?;
-    let text = std::str::from_utf8(&plain).map_err(|_| KeyError::MissingName {
+    let text = std::str::from_utf8(&plain).map_err(|_| KeyError::NotText {
         what: "the sealed secret key",
     })?;
     let key = CacheSigningKey::from_nix(text)?;
