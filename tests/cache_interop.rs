@@ -322,3 +322,22 @@ fn a_cache_signed_by_a_nix_generated_key_verifies_with_kubepki() {
     assert_success(&out, "kubepki cache verify with a nix-generated key");
     assert!(stdout(&out).contains("2 ok, 0 failed"), "{}", stdout(&out));
 }
+
+#[test]
+fn kubepki_rejects_a_signed_narinfo_moved_into_another_paths_slot() {
+    let signed = SignedCache::new();
+    let copy = signed.cluster.path("swapped");
+    copy_dir(&signed.cache, &copy);
+    let narinfos = SignedCache::narinfos(&copy);
+    let top = SignedCache::top_narinfo(&copy);
+    let other = narinfos.iter().find(|p| **p != top).unwrap();
+    // Serve the top path's (validly signed) narinfo when the dependency is asked for.
+    std::fs::copy(&top, other).unwrap();
+    let out = signed.verify(&copy);
+    assert!(!out.status.success());
+    assert!(
+        stdout(&out).contains("named for another path"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -60,6 +60,10 @@ pub enum Finding {
     BadSignature {
         names: Vec<String>,
     },
+    /// The file is named for another store path: a signed narinfo moved into another path's slot.
+    Misplaced {
+        expected: String,
+    },
     /// The NAR file the `URL:` names is not in the cache folder.
     NarMissing {
         url: String,
@@ -108,6 +112,10 @@ impl fmt::Display for Finding {
                 f,
                 "BAD signature by {}: the narinfo (NarHash, NarSize, References or Sig) was altered after signing. Fix: treat the cache as compromised; delete the entry and push it again",
                 names.join(", ")
+            ),
+            Finding::Misplaced { expected } => write!(
+                f,
+                "the file is named for another path (its StorePath hash is {expected}); Nix rejects it. Fix: delete it and push again"
             ),
             Finding::NarMissing { url } => write!(f, "its NAR {url} is missing from the cache"),
             Finding::NarUnreadable { url, reason } => {
@@ -302,6 +310,18 @@ pub fn check_narinfo(
         Err(finding) => report.findings.push(finding),
     }
     if let Some(dir) = cache_dir {
+        // In a cache, `<hash>.narinfo` must describe the path with that hash, as Nix checks.
+        let basename = info.store_path().to_basename();
+        let hash = basename.split('-').next().unwrap_or_default();
+        let stem = narinfo
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".narinfo"));
+        if stem != Some(hash) {
+            report.findings.push(Finding::Misplaced {
+                expected: hash.to_string(),
+            });
+        }
         report.findings.extend(check_nar_file(&info, dir));
     }
     report

@@ -163,7 +163,7 @@ fn run_verify(inventory: &InventoryArg, args: &VerifyArgs) -> Result<ExitCode, c
     let names: Vec<&str> = keys.iter().map(|k| k.name.as_str()).collect();
     let _ = writeln!(
         out,
-        "{} narinfo checked against {}: {} ok, {failed} failed",
+        "{} narinfo file(s) checked against {}: {} ok, {failed} failed",
         reports.len(),
         names.join(", "),
         reports.len() - failed
