@@ -181,6 +181,48 @@ pub fn check_url(url: &str) -> Result<(), CacheError> {
     }
 }
 
+/// Decides the new key's name, and the name of the key it replaces; pure.
+///
+/// `existing` describes a key that already exists (recorded or sealed), if any:
+/// without `rotate` that is refused; with it the name's number is bumped, since
+/// hosts tell keys apart by name. The current name is the recorded public key's,
+/// else `cache.key_name`, else `<cluster>-cache-1`.
+pub fn choose_key_name(
+    cluster: &str,
+    cache: &crate::inventory::Cache,
+    existing: Option<&str>,
+    request: &KeyRequest,
+) -> Result<(String, Option<String>), CacheError> {
+    let current = cache
+        .public_key
+        .as_deref()
+        .and_then(|k| k.split_once(':'))
+        .map(|(name, _)| name.to_string())
+        .or_else(|| cache.key_name.clone())
+        .unwrap_or_else(|| key::default_key_name(cluster));
+    match (existing, request.rotate) {
+        (None, _) => Ok((request.name.clone().unwrap_or(current), None)),
+        (Some(what), false) => Err(CacheError::Exists {
+            what: what.to_string(),
+            next: key::next_key_name(&current),
+            name: current,
+        }),
+        (Some(_), true) => {
+            let new = request
+                .name
+                .clone()
+                .unwrap_or_else(|| key::next_key_name(&current));
+            if new == current {
+                return Err(CacheError::RotateSameName {
+                    next: key::next_key_name(&current),
+                    name: current,
+                });
+            }
+            Ok((new, Some(current)))
+        }
+    }
+}
+
 /// Generates the signing key, seals it, and records its public half in the inventory.
 ///
 /// The sealed file is written first; if the inventory then cannot be updated
@@ -202,13 +244,6 @@ pub fn create_signing_key(
             .into());
         }
     };
-    let current_name = cache.key_name.clone().or_else(|| {
-        cache
-            .public_key
-            .as_deref()
-            .and_then(|k| k.split_once(':'))
-            .map(|(name, _)| name.to_string())
-    });
     let existing = match (&cache.public_key, &previous_sealed) {
         (Some(_), _) => Some(format!(
             "`cache.public_key` in {}",
@@ -217,40 +252,12 @@ pub fn create_signing_key(
         (None, Some(_)) => Some(format!("{}", sealed_file.display())),
         (None, None) => None,
     };
-    let (name, replaced) = match (&existing, request.rotate) {
-        (Some(what), false) => {
-            let name =
-                current_name.unwrap_or_else(|| key::default_key_name(&inventory.spec.cluster.name));
-            return Err(CacheError::Exists {
-                what: what.clone(),
-                next: key::next_key_name(&name),
-                name,
-            });
-        }
-        (Some(_), true) => {
-            let old =
-                current_name.unwrap_or_else(|| key::default_key_name(&inventory.spec.cluster.name));
-            let new = request
-                .name
-                .clone()
-                .unwrap_or_else(|| key::next_key_name(&old));
-            if new == old {
-                return Err(CacheError::RotateSameName {
-                    next: key::next_key_name(&old),
-                    name: old,
-                });
-            }
-            (new, Some(old))
-        }
-        (None, _) => (
-            request
-                .name
-                .clone()
-                .or(cache.key_name.clone())
-                .unwrap_or_else(|| key::default_key_name(&inventory.spec.cluster.name)),
-            None,
-        ),
-    };
+    let (name, replaced) = choose_key_name(
+        &inventory.spec.cluster.name,
+        &cache,
+        existing.as_deref(),
+        request,
+    )?;
     let url = request.url.clone().or(cache.url.clone());
     if let Some(url) = &url {
         check_url(url)?;
@@ -357,4 +364,74 @@ pub fn trusted_keys_for(
     }
     let inventory = inventory()?;
     Ok(vec![inventory_public_key(&inventory)?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::Cache;
+
+    fn request(name: Option<&str>, rotate: bool) -> KeyRequest {
+        KeyRequest {
+            name: name.map(str::to_string),
+            url: None,
+            rotate,
+        }
+    }
+
+    #[test]
+    fn a_first_key_is_named_after_the_cluster_or_the_inventory() {
+        let none = Cache::default();
+        let chosen = choose_key_name("ducksnest", &none, None, &request(None, false)).unwrap();
+        assert_eq!(chosen, ("ducksnest-cache-1".to_string(), None));
+        let named = Cache {
+            key_name: Some("cache.example.org-1".into()),
+            ..Cache::default()
+        };
+        let chosen = choose_key_name("ducksnest", &named, None, &request(None, false)).unwrap();
+        assert_eq!(chosen.0, "cache.example.org-1");
+        let chosen =
+            choose_key_name("ducksnest", &named, None, &request(Some("mine-1"), false)).unwrap();
+        assert_eq!(chosen.0, "mine-1");
+    }
+
+    #[test]
+    fn an_existing_key_needs_rotate_and_rotation_bumps_the_trusted_name() {
+        let recorded = Cache {
+            key_name: Some("stale-name-7".into()),
+            public_key: Some("ducksnest-cache-1:AAAA".into()),
+            ..Cache::default()
+        };
+        let refused = choose_key_name("ducksnest", &recorded, Some("x"), &request(None, false));
+        assert!(matches!(
+            refused,
+            Err(CacheError::Exists { ref name, ref next, .. })
+                if name == "ducksnest-cache-1" && next == "ducksnest-cache-2"
+        ));
+        let rotated =
+            choose_key_name("ducksnest", &recorded, Some("x"), &request(None, true)).unwrap();
+        assert_eq!(
+            rotated,
+            (
+                "ducksnest-cache-2".to_string(),
+                Some("ducksnest-cache-1".to_string())
+            )
+        );
+        let same = choose_key_name(
+            "ducksnest",
+            &recorded,
+            Some("x"),
+            &request(Some("ducksnest-cache-1"), true),
+        );
+        assert!(matches!(same, Err(CacheError::RotateSameName { .. })));
+    }
+
+    #[test]
+    fn urls_nix_cannot_substitute_from_are_refused() {
+        assert!(check_url("s3://ducksnest-cache?region=ap-northeast-2").is_ok());
+        assert!(check_url("https://cache.example.org").is_ok());
+        assert!(check_url("ducksnest-cache").is_err());
+        assert!(check_url("s3://").is_err());
+        assert!(check_url("s3://a b").is_err());
+    }
 }
