@@ -8,6 +8,7 @@ pub enum Error {
     Inventory(#[from] InventoryErrors),
     #[error("{0}")]
     Activate(#[from] crate::activate::ActivateError),
+    Cache(#[from] crate::cache::CacheError),
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error("{0}")]
