@@ -1,0 +1,242 @@
+# The inventory (hosts/cluster.toml) as the NixOS modules see it.
+#
+# Reads the file with `builtins.fromTOML`, applies the same defaults as the
+# kubepki tool (src/inventory/mod.rs) and derives what the modules need: the
+# node being built, nodes by role, each node's primary IP, the API server URL,
+# the service and pod CIDRs, the first and the DNS service IP, and the pod MTU.
+# Every rule here mirrors one in Rust, and tests/nix_helpers.rs checks that both
+# readings of the example inventory agree (`kubepki inventory --derived`).
+#
+# It does not validate: `kubepki plan`/`recreate` reject a bad inventory with a
+# located error before a bundle exists, and a node is only deployed with one.
+# Only builtins are used, so it evaluates under a bare `nix-instantiate`;
+# `lib` is accepted so modules can call it like any nixpkgs-style helper.
+#
+#   inventory = import ./nix/inventory.nix { inherit lib; } ./hosts/cluster.toml;
+#   inventory.node "laptop-ultra"   inventory.podMtu   inventory.apiServerUrl
+{
+  lib ? null,
+}:
+path:
+let
+  inherit (builtins)
+    any
+    attrNames
+    elem
+    filter
+    foldl'
+    hasAttr
+    head
+    length
+    listToAttrs
+    map
+    ;
+  net = import ./net.nix;
+
+  raw = builtins.fromTOML (builtins.readFile path);
+  or' = set: name: default: if hasAttr name set then set.${name} else default;
+  withDefaults = defaults: set: defaults // set;
+
+  # ----- defaults, field for field as in src/inventory/mod.rs -----
+  calicoVersion = (or' raw "calico" { }).version or "3.30.3";
+  spec = {
+    cluster = withDefaults { domain = "cluster.local"; } raw.cluster;
+    api = withDefaults {
+      port = 6443;
+      endpoints = [ ];
+    } (or' raw "api" { });
+    network =
+      let
+        n = raw.network;
+      in
+      withDefaults {
+        lan_cidrs = [ ];
+        vpc_cidrs = [ ];
+        tailnet_cidr = "100.64.0.0/10";
+      } n
+      // {
+        mtu = withDefaults {
+          lan = 1500;
+          vpc = 9001;
+          tailnet = 1280;
+        } (or' n "mtu" { });
+      };
+    pki =
+      let
+        p = withDefaults {
+          algorithm = "ecdsa-p256";
+          ca_validity_days = 3650;
+          leaf_validity_days = 365;
+          renew_before_days = 30;
+          controller_manager_signs_csrs = true;
+          bundle = "pki";
+          pins = { };
+        } (or' raw "pki" { });
+      in
+      # Rust leaves `pins` out of its JSON when there are none.
+      if p.pins == { } then removeAttrs p [ "pins" ] else p;
+    etcd = withDefaults { external_servers = [ ]; } (or' raw "etcd" { });
+    calico = withDefaults {
+      version = calicoVersion;
+      backend = "vxlan";
+      vxlan_mode = "CrossSubnet";
+      ipip_mode = "Never";
+      wireguard = false;
+      ip_autodetection = "kubernetes-internal-ip";
+      iptables_mark_mask = "0xff000000";
+      block_size = 26;
+      nat_outgoing = true;
+      node_image = "quay.io/calico/node:v3.30.3";
+      kube_controllers_image = "quay.io/calico/kube-controllers:v3.30.3";
+    } (or' raw "calico" { });
+    operators = or' raw "operators" [ ];
+    nodes = map (
+      n:
+      withDefaults { names = [ ]; } n
+      // {
+        addresses = withDefaults {
+          lan = [ ];
+          vpc = [ ];
+          tailnet = [ ];
+          public = [ ];
+        } (or' n "addresses" { });
+      }
+    ) (or' raw "nodes" [ ]);
+  }
+  // (if hasAttr "cache" raw then { cache = withDefaults { ci_recipients = [ ]; } raw.cache; } else { });
+
+  # ----- nodes -----
+  hasRole = role: node: elem role node.roles;
+  # `Node::primary_ip`: node_ip, else the first LAN, VPC or tailnet address.
+  primaryIp =
+    n:
+    let
+      candidates =
+        (if n ? node_ip then [ n.node_ip ] else [ ])
+        ++ n.addresses.lan
+        ++ n.addresses.vpc
+        ++ n.addresses.tailnet;
+    in
+    if candidates == [ ] then null else net.canonical (head candidates);
+  # `Addresses::all`: LAN, VPC, tailnet, public, without duplicates.
+  allAddresses =
+    a:
+    foldl' (acc: ip: if elem ip acc then acc else acc ++ [ ip ]) [ ] (
+      map net.canonical (a.lan ++ a.vpc ++ a.tailnet ++ a.public)
+    );
+  describe = n: {
+    inherit (n) name roles names;
+    hostKey = n.host_key;
+    nodeIp = if n ? node_ip then net.canonical n.node_ip else null;
+    primaryIp = primaryIp n;
+    addresses = n.addresses;
+    allAddresses = allAddresses n.addresses;
+    isControlPlane = hasRole "control-plane" n;
+    isEtcd = hasRole "etcd" n;
+    isWorker = hasRole "worker" n;
+  };
+  nodeList = map describe spec.nodes;
+  nodes = listToAttrs (
+    map (n: {
+      inherit (n) name;
+      value = n;
+    }) nodeList
+  );
+  nodesWithRole = role: filter (n: elem role n.roles) nodeList;
+  controlPlanes = nodesWithRole "control-plane";
+  etcdMembers = nodesWithRole "etcd";
+  workers = nodesWithRole "worker";
+
+  # ----- API server -----
+  # `Inventory::api_server_url`: the first endpoint, else the first control plane's primary IP.
+  apiServerHost =
+    if spec.api.endpoints != [ ] then
+      head spec.api.endpoints
+    else if controlPlanes != [ ] && (head controlPlanes).primaryIp != null then
+      (head controlPlanes).primaryIp
+    else
+      "127.0.0.1";
+  apiServerUrl = "https://${net.urlHost apiServerHost}:${toString spec.api.port}";
+
+  # ----- pod MTU -----
+  # The smallest MTU of the kinds of link pod traffic crosses (a kind counts
+  # when some node has an address on it) minus the encapsulation overhead.
+  linkInUse = kind: any (n: n.addresses.${kind} != [ ]) spec.nodes;
+  linksInUse = filter linkInUse [
+    "lan"
+    "vpc"
+    "tailnet"
+  ];
+  linkMtus = map (kind: spec.network.mtu.${kind}) (if linksInUse == [ ] then [ "lan" ] else linksInUse);
+  smallestLinkMtu = foldl' (a: b: if b < a then b else a) (head linkMtus) linkMtus;
+  # Calico encapsulates between node IPs; an IPv6 underlay costs 20 bytes more.
+  ipv6Underlay = any (n: n.primaryIp != null && net.isIpv6 n.primaryIp) nodeList;
+  c = spec.calico;
+  vxlan = c.backend == "vxlan" || c.vxlan_mode != "Never";
+  ipip = c.ipip_mode != "Never";
+  encapsulationOverhead =
+    if vxlan then
+      (if ipv6Underlay then 70 else 50)
+    else if ipip then
+      20
+    else
+      0;
+  wireguardOverhead = if c.wireguard then (if ipv6Underlay then 80 else 60) else 0;
+  podMtu = smallestLinkMtu - encapsulationOverhead - wireguardOverhead;
+
+  serviceCidrs = spec.network.service_cidrs;
+  podCidrs = spec.network.pod_cidrs;
+  firstServiceIp = net.nthHost (head serviceCidrs) 1;
+  # kubeadm's convention: the cluster DNS Service takes the 10th address.
+  clusterDnsIp = net.nthHost (head serviceCidrs) 10;
+
+  bundleDir = dirOf path + "/${spec.pki.bundle}";
+  pins = or' (or' raw "pki" { }) "pins" { };
+
+  node =
+    name:
+    nodes.${name} or (throw (
+      "kubepki: node `${name}` is not in ${toString path} (nodes: "
+      + builtins.concatStringsSep ", " (attrNames nodes)
+      + "). Fix: add a [[nodes]] entry named `${name}`, or set services.kubepki.nodeName."
+    ));
+in
+{
+  inherit
+    spec
+    nodes
+    nodeList
+    node
+    nodesWithRole
+    controlPlanes
+    etcdMembers
+    workers
+    apiServerHost
+    apiServerUrl
+    podMtu
+    serviceCidrs
+    podCidrs
+    firstServiceIp
+    clusterDnsIp
+    bundleDir
+    pins
+    ;
+  cluster = spec.cluster;
+  # The same JSON as `kubepki inventory --derived` prints under "derived".
+  derived = {
+    api_server_url = apiServerUrl;
+    pod_mtu = podMtu;
+    service_cidrs = serviceCidrs;
+    pod_cidrs = podCidrs;
+    first_service_ip = firstServiceIp;
+    cluster_dns_ip = clusterDnsIp;
+    control_planes = map (n: n.name) controlPlanes;
+    etcd_members = map (n: n.name) etcdMembers;
+    workers = map (n: n.name) workers;
+    nodes = map (n: {
+      inherit (n) name roles;
+      primary_ip = n.primaryIp;
+      addresses = n.allAddresses;
+    }) nodeList;
+  };
+}
