@@ -190,6 +190,17 @@ let
   # kubeadm's convention: the cluster DNS Service takes the 10th address.
   clusterDnsIp = net.nthHost (head serviceCidrs) 10;
 
+  # etcd: the stacked members' client URLs, then any external servers.
+  etcd = rec {
+    clientPort = 2379;
+    peerPort = 2380;
+    clientUrl = ip: "https://${net.urlHost ip}:${toString clientPort}";
+    peerUrl = ip: "https://${net.urlHost ip}:${toString peerPort}";
+    servers =
+      map (n: clientUrl n.primaryIp) (filter (n: n.primaryIp != null) etcdMembers)
+      ++ spec.etcd.external_servers;
+  };
+
   bundleDir = dirOf path + "/${spec.pki.bundle}";
   pins = or' (or' raw "pki" { }) "pins" { };
 
@@ -220,7 +231,9 @@ in
     clusterDnsIp
     bundleDir
     pins
+    etcd
     ;
+  inherit (net) urlHost;
   cluster = spec.cluster;
   # The same JSON as `kubepki inventory --derived` prints under "derived".
   derived = {
