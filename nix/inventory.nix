@@ -182,6 +182,11 @@ let
     else
       0;
   wireguardOverhead = if c.wireguard then (if ipv6Underlay then 80 else 60) else 0;
+  # What pod traffic between nodes is wrapped in (firewall openings follow it).
+  encapsulation = {
+    inherit vxlan ipip;
+    wireguard = c.wireguard;
+  };
   podMtu = smallestLinkMtu - encapsulationOverhead - wireguardOverhead;
 
   serviceCidrs = spec.network.service_cidrs;
@@ -232,6 +237,7 @@ in
     bundleDir
     pins
     etcd
+    encapsulation
     ;
   inherit (net) urlHost;
   cluster = spec.cluster;

@@ -69,7 +69,10 @@ in
 
     virtualisation.containerd.enable = true;
 
-    # The apiserver (and metrics) reach every kubelet.
+    # The apiserver reaches every kubelet; pod traffic between nodes is
+    # encapsulated (Calico's default VXLAN and WireGuard ports).
     networking.firewall.allowedTCPPorts = [ config.services.kubernetes.kubelet.port ];
+    networking.firewall.allowedUDPPorts =
+      lib.optional inv.encapsulation.vxlan 4789 ++ lib.optional inv.encapsulation.wireguard 51820;
   };
 }
