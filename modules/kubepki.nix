@@ -53,6 +53,7 @@ let
     + concatMapStrings (i: " --identity ${escapeShellArg i}") cfg.identityPaths
     + " --target ${escapeShellArg cfg.targetDir}"
     + " --keep ${toString cfg.keepGenerations}"
+    + " --renew-before-days ${toString cluster.spec.pki.renew_before_days}"
     + optionalString (cfg.metricsDir != null) " --metrics-dir ${escapeShellArg cfg.metricsDir}"
     + extra;
 in
@@ -119,9 +120,9 @@ in
     };
 
     keepGenerations = mkOption {
-      type = types.ints.between 1 100;
+      type = types.ints.between 0 100;
       default = 3;
-      description = "How many generations to keep, the live one included, for rollback.";
+      description = "How many previous generations to keep besides the live one, for rollback.";
     };
 
     mode = mkOption {

@@ -133,7 +133,12 @@ fn variant(dir: &Path, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
     let hosts = repo().join("hosts");
     let source = std::fs::read_to_string(example_inventory()).expect("read example");
     let mut text = edit(source);
-    for node in ["ec2-controlplane", "laptop-firebat", "laptop-ultra", "laptop-old"] {
+    for node in [
+        "ec2-controlplane",
+        "laptop-firebat",
+        "laptop-ultra",
+        "laptop-old",
+    ] {
         text = text.replace(
             &format!("host_key = \"{node}/"),
             &format!("host_key = \"{}/{node}/", hosts.display()),
@@ -187,13 +192,16 @@ fn nix_helpers_agree_on_every_branch_of_the_rules() {
         (
             "ipip-wireguard",
             Box::new(|s| {
-                s.replace("backend = \"vxlan\"", "backend = \"bird\"\nwireguard = true")
-                    .replace("vxlan_mode = \"CrossSubnet\"", "vxlan_mode = \"Never\"")
-                    .replace("ipip_mode = \"Never\"", "ipip_mode = \"CrossSubnet\"")
-                    .replace("lan = [\"192.168.0.21\"]\n", "")
-                    .replace("lan = [\"192.168.0.22\"]\n", "")
-                    .replace("lan = [\"192.168.0.23\"]\n", "")
-                    .replace("node_ip = \"192.168.0.2", "node_ip = \"100.64.0.2")
+                s.replace(
+                    "backend = \"vxlan\"",
+                    "backend = \"bird\"\nwireguard = true",
+                )
+                .replace("vxlan_mode = \"CrossSubnet\"", "vxlan_mode = \"Never\"")
+                .replace("ipip_mode = \"Never\"", "ipip_mode = \"CrossSubnet\"")
+                .replace("lan = [\"192.168.0.21\"]\n", "")
+                .replace("lan = [\"192.168.0.22\"]\n", "")
+                .replace("lan = [\"192.168.0.23\"]\n", "")
+                .replace("node_ip = \"192.168.0.2", "node_ip = \"100.64.0.2")
             }),
         ),
         // Dual-stack service and pod CIDRs, an IPv6 endpoint and IPv6 node IPs.
@@ -212,7 +220,10 @@ fn nix_helpers_agree_on_every_branch_of_the_rules() {
                     "\"ec2-controlplane.tailnet-ducksnest.ts.net\",\n",
                     "\"fd7a:115c:a1e0:0:0:0:0:10\",\n",
                 )
-                .replace("node_ip = \"100.64.0.10\"", "node_ip = \"fd7a:115c:a1e0::a\"")
+                .replace(
+                    "node_ip = \"100.64.0.10\"",
+                    "node_ip = \"fd7a:115c:a1e0::a\"",
+                )
                 .replace(
                     "tailnet = [\"100.64.0.10\"]",
                     "tailnet = [\"100.64.0.10\", \"fd7a:115c:a1e0::a\"]",
@@ -226,7 +237,10 @@ fn nix_helpers_agree_on_every_branch_of_the_rules() {
         let rust = assert_agree(&path);
         mtus.push((name, rust["derived"]["pod_mtu"].clone()));
         if name == "no-endpoints" {
-            assert_eq!(rust["derived"]["api_server_url"], "https://100.64.0.10:6443");
+            assert_eq!(
+                rust["derived"]["api_server_url"],
+                "https://100.64.0.10:6443"
+            );
         }
         if name == "ipv6" {
             assert_eq!(
@@ -285,7 +299,12 @@ fn nix_bundle_helper_maps_every_planned_file_to_its_installed_path() {
             .values()
             .map(|parts| parts.as_object().expect("parts").len())
             .sum();
-        assert_eq!(count, node.files.len(), "no extra or merged files on {}", node.name);
+        assert_eq!(
+            count,
+            node.files.len(),
+            "no extra or merged files on {}",
+            node.name
+        );
     }
     // A node the bundle does not know is named, with the fix.
     let err = nix_support::eval(&format!(

@@ -16,7 +16,9 @@ use serde_json::Value;
 fn nixpkgs_lib() -> Option<String> {
     match std::env::var("NIXPKGS_LIB") {
         Ok(dir) if Path::new(&dir).join("lib/default.nix").exists() => Some(dir),
-        Ok(dir) => panic!("NIXPKGS_LIB={dir} has no lib/default.nix; point it at a nixpkgs (or nixpkgs.lib) checkout"),
+        Ok(dir) => panic!(
+            "NIXPKGS_LIB={dir} has no lib/default.nix; point it at a nixpkgs (or nixpkgs.lib) checkout"
+        ),
         Err(_) => None,
     }
 }
@@ -175,6 +177,8 @@ fn modules_evaluate_with_real_nixpkgs_lib() {
         "--identity /etc/ssh/ssh_host_ed25519_key",
         "--target /run/kubepki",
         "--keep 3",
+        // The inventory's renewal window, for the expiry warning.
+        "--renew-before-days 30",
         "--restart-list /run/nixos/activation-restart-list",
     ] {
         assert!(text.contains(needle), "`{needle}` missing from\n{text}");
@@ -201,15 +205,28 @@ fn modules_evaluate_with_real_nixpkgs_lib() {
         .filter(|i| i["kind"] == "ClusterRoleBinding")
         .map(|i| {
             (
-                i["roleRef"]["name"].as_str().unwrap_or_default().to_string(),
-                i["subjects"][0]["kind"].as_str().unwrap_or_default().to_string(),
-                i["subjects"][0]["name"].as_str().unwrap_or_default().to_string(),
+                i["roleRef"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                i["subjects"][0]["kind"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                i["subjects"][0]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
             )
         })
         .collect();
     for (role, kind, name) in [
         ("cluster-admin", "Group", "kubeadm:cluster-admins"),
-        ("system:kubelet-api-admin", "User", "kube-apiserver-kubelet-client"),
+        (
+            "system:kubelet-api-admin",
+            "User",
+            "kube-apiserver-kubelet-client",
+        ),
         ("system:node-proxier", "User", "system:kube-proxy"),
         ("calico-cni", "User", "calico-cni"),
     ] {
@@ -225,9 +242,15 @@ fn modules_evaluate_with_real_nixpkgs_lib() {
     let kubelet = at(&worker, "kubernetes.kubelet");
     assert_eq!(s(kubelet, "nodeIp"), "192.168.0.23");
     assert_eq!(s(kubelet, "hostname"), "laptop-old");
-    assert_eq!(at(kubelet, "clusterDns"), &serde_json::json!(["10.96.0.10"]));
+    assert_eq!(
+        at(kubelet, "clusterDns"),
+        &serde_json::json!(["10.96.0.10"])
+    );
     assert_eq!(s(kubelet, "clusterDomain"), "cluster.local");
-    assert_eq!(s(kubelet, "tlsCertFile"), format!("{current}/kubelet-serving.crt"));
+    assert_eq!(
+        s(kubelet, "tlsCertFile"),
+        format!("{current}/kubelet-serving.crt")
+    );
     assert_eq!(
         s(kubelet, "kubeconfig.keyFile"),
         format!("{current}/kubelet-client.key")
@@ -265,7 +288,10 @@ fn modules_evaluate_with_real_nixpkgs_lib() {
     assert_eq!(at(unit, "wantedBy"), &serde_json::json!(["sysinit.target"]));
     assert_eq!(at(unit, "unitConfig.DefaultDependencies"), false);
     let exec = s(unit, "serviceConfig.ExecStart");
-    assert!(exec.contains("--systemd") && exec.contains("--node laptop-ultra"), "{exec}");
+    assert!(
+        exec.contains("--systemd") && exec.contains("--node laptop-ultra"),
+        "{exec}"
+    );
 }
 
 #[test]

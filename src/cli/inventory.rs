@@ -92,7 +92,12 @@ pub fn derive(inventory: &Inventory) -> Derived {
             .iter()
             .map(|c| c.to_string())
             .collect(),
-        pod_cidrs: spec.network.pod_cidrs.iter().map(|c| c.to_string()).collect(),
+        pod_cidrs: spec
+            .network
+            .pod_cidrs
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
         first_service_ip: first_service.map(|c| nth_host(c, 1)),
         cluster_dns_ip: first_service.map(|c| nth_host(c, 10)),
         control_planes: names(Role::ControlPlane),

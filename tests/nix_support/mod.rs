@@ -57,7 +57,9 @@ pub fn eval(expr: &str) -> Result<serde_json::Value, String> {
 
 /// A Nix string literal.
 pub fn nix_str(s: &str) -> String {
-    serde_json::to_string(s).expect("a string serialises").replace("${", "\\${")
+    serde_json::to_string(s)
+        .expect("a string serialises")
+        .replace("${", "\\${")
 }
 
 /// Writes `dir/cluster.toml` (the example inventory plus CA pins) and
