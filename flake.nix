@@ -94,16 +94,19 @@
         }) inventory.nodeList
       );
 
-      checks = forAllSystems (
-        pkgs:
+      checks = lib.genAttrs systems (
+        system:
+        let
+          pkgs = nixpkgs.legacyPackages.${system};
+        in
         {
           # The Rust test suite with its real consumers, module evaluation included.
-          tests = self.packages.${pkgs.stdenv.hostPlatform.system}.default.override {
+          tests = self.packages.${system}.default.override {
             doCheck = true;
             nixpkgsPath = nixpkgs.outPath;
           };
         }
-        // lib.optionalAttrs (pkgs.stdenv.hostPlatform.system == "x86_64-linux") {
+        // lib.optionalAttrs (system == "x86_64-linux") {
           # A control plane and a worker booted from the example bundle; waits for the worker to be Ready.
           cluster = import ./nix/vm-test.nix {
             inherit pkgs self inventoryFile;

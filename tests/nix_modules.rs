@@ -332,3 +332,64 @@ fn modules_name_an_unknown_node() {
         "{err}"
     );
 }
+
+#[test]
+fn flake_outputs_follow_the_inventory() {
+    let Some(lib) = nixpkgs_lib() else {
+        println!("SKIPPED flake_outputs_follow_the_inventory: NIXPKGS_LIB is not set.");
+        return;
+    };
+    // Only names and paths are forced: building a system needs all of nixpkgs.
+    let expr = format!(
+        "let
+           flake = import ./flake.nix;
+           lib = import (/. + {lib} + \"/lib\");
+           nixpkgs = {{ inherit lib; legacyPackages = {{ }}; outPath = {lib}; }};
+           outputs = flake.outputs {{ self = outputs; inherit nixpkgs; }};
+         in {{
+           hosts = builtins.attrNames outputs.nixosConfigurations;
+           modules = builtins.mapAttrs (_: toString) outputs.nixosModules;
+           apps = builtins.attrNames outputs.apps.x86_64-linux;
+           checks = builtins.attrNames outputs.checks.x86_64-linux;
+           packages = builtins.attrNames outputs.packages.x86_64-linux;
+           shells = builtins.attrNames outputs.devShells.x86_64-linux;
+         }}",
+        lib = nix_str(&lib),
+    );
+    let out = nix_support::eval_json(&expr);
+    let inventory =
+        kubepki::inventory::Inventory::load(&nix_support::example_inventory()).expect("loads");
+    let mut nodes: Vec<String> = inventory.nodes().iter().map(|n| n.name.clone()).collect();
+    nodes.sort();
+    assert_eq!(at(&out, "hosts"), &serde_json::json!(nodes));
+    for node in &nodes {
+        let config = repo().join(format!("hosts/{node}/configuration.nix"));
+        assert!(config.exists(), "{} is missing", config.display());
+    }
+    for (name, file) in [
+        ("default", "modules/default.nix"),
+        ("control-plane", "modules/control-plane.nix"),
+        ("worker", "modules/worker.nix"),
+        ("kubepki", "modules/kubepki.nix"),
+    ] {
+        assert_eq!(
+            s(&out, &format!("modules.{name}")),
+            repo().join(file).display().to_string()
+        );
+    }
+    for app in ["certs-check", "certs-plan", "certs-recreate"] {
+        assert!(
+            at(&out, "apps")
+                .as_array()
+                .expect("a list")
+                .contains(&Value::from(app)),
+            "no app {app}"
+        );
+    }
+    assert_eq!(at(&out, "checks"), &serde_json::json!(["cluster", "tests"]));
+    assert_eq!(
+        at(&out, "packages"),
+        &serde_json::json!(["default", "kubepki"])
+    );
+    assert_eq!(at(&out, "shells"), &serde_json::json!(["default"]));
+}

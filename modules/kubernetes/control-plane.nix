@@ -122,7 +122,9 @@ let
       items = cfg.bootstrap.objects;
     }
   );
-  kubectl = "${k8s.package}/bin/kubectl";
+  # This node's own API server, over loopback (a SAN of its certificate), so
+  # bootstrap does not wait for the tailnet's DNS.
+  kubectl = "${k8s.package}/bin/kubectl --server=https://127.0.0.1:${toString inv.spec.api.port}";
 in
 {
   options.services.kubepki.bootstrap.objects = lib.mkOption {
@@ -207,10 +209,12 @@ in
         RemainAfterExit = true;
         Restart = "on-failure";
         RestartSec = 10;
+        # Never hold nixos-rebuild forever; a failure is retried.
+        TimeoutStartSec = "10min";
       };
       script = ''
         until ${kubectl} get --raw=/readyz >/dev/null 2>&1; do
-          echo "waiting for the API server at ${inv.apiServerUrl}"
+          echo "waiting for the local API server"
           sleep 2
         done
         ${kubectl} apply --server-side --force-conflicts --field-manager=kubepki -f ${bootstrapManifest}
