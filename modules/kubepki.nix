@@ -209,9 +209,15 @@ in
           "groups"
           "specialfs"
         ];
+        # `nixos-rebuild dry-activate` shows what would change and touches nothing.
+        supportsDryActivation = true;
         # A failure leaves the previous generation live and marks the activation failed.
         text = ''
-          ${activate " --restart-list /run/nixos/activation-restart-list"}
+          if [ "''${NIXOS_ACTION:-}" = dry-activate ]; then
+            ${activate " --dry-run"}
+          else
+            ${activate " --restart-list /run/nixos/activation-restart-list"}
+          fi
         '';
       };
     })

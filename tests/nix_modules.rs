@@ -161,7 +161,12 @@ fn modules_evaluate_with_real_nixpkgs_lib() {
         at(script, "deps"),
         &serde_json::json!(["users", "groups", "specialfs"])
     );
+    assert_eq!(at(script, "supportsDryActivation"), true);
     let text = s(script, "text");
+    assert!(
+        text.contains("dry-activate") && text.contains("--dry-run"),
+        "{text}"
+    );
     for needle in [
         "/bin/kubepki activate",
         // The bundle (sealed keys only) is copied into the store with the configuration.
