@@ -8,6 +8,8 @@ pub enum Error {
     Inventory(#[from] InventoryErrors),
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Calico(#[from] crate::calico::CalicoError),
     #[error("`kubepki {0}` is not built yet")]
     NotYet(&'static str),
 }

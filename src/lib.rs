@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod plan;
 
 pub mod atomic;
+pub mod calico;
 pub mod cli;
 mod error;
 

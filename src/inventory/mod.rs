@@ -204,28 +204,47 @@ pub struct Etcd {
 }
 
 /// Calico settings; see `crate::calico` for what each means on the wire.
+///
+/// The pod MTU is deliberately not here: it is derived from `network.mtu` and
+/// the encapsulation below (`crate::calico::mtu`), so it is never typed twice.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Calico {
     #[serde(default = "default_calico_version")]
     pub version: String,
+    /// SHA-256 (hex) of the release's `manifests/crds.yaml`, which the NixOS
+    /// module fetches and applies; `None` leaves the CRDs to you.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crds_sha256: Option<String>,
     /// `vxlan` (no BIRD), `bird` (BGP, needed for IP-in-IP) or `none`.
-    #[serde(default = "default_calico_backend")]
-    pub backend: String,
+    #[serde(default)]
+    pub backend: CalicoBackend,
+    /// VXLAN encapsulation of the IP pools: `Always`, `CrossSubnet` or `Never`.
     #[serde(default = "default_cross_subnet")]
-    pub vxlan_mode: String,
+    pub vxlan_mode: EncapsulationMode,
+    /// IP-in-IP encapsulation of the IPv4 pool: `Always`, `CrossSubnet` or `Never`.
     #[serde(default = "default_never")]
-    pub ipip_mode: String,
+    pub ipip_mode: EncapsulationMode,
+    /// Calico's own WireGuard; off, since Tailscale already encrypts.
     #[serde(default)]
     pub wireguard: bool,
+    /// calico-node's `IP_AUTODETECTION_METHOD` (also used for IPv6 when dual-stack).
     #[serde(default = "default_ip_autodetection")]
     pub ip_autodetection: String,
+    /// Felix's packet-mark bits, hex; must stay clear of Tailscale's 0xff0000.
     #[serde(default = "default_mark_mask")]
     pub iptables_mark_mask: String,
+    /// Prefix length of the IPv4 blocks Calico IPAM hands to each node.
     #[serde(default = "default_block_size")]
     pub block_size: u8,
     #[serde(default = "default_true")]
     pub nat_outgoing: bool,
+    /// Felix's dataplane: `iptables` or `nftables` (which crash-loops beside Tailscale before 3.33).
+    #[serde(default)]
+    pub dataplane: CalicoDataplane,
+    /// Which iptables Felix drives: `Auto`, `Legacy` or `NFT`.
+    #[serde(default)]
+    pub iptables_backend: IptablesBackend,
     #[serde(default = "default_calico_node_image")]
     pub node_image: String,
     #[serde(default = "default_calico_kube_controllers_image")]
@@ -236,7 +255,8 @@ impl Default for Calico {
     fn default() -> Self {
         Calico {
             version: default_calico_version(),
-            backend: default_calico_backend(),
+            crds_sha256: None,
+            backend: CalicoBackend::default(),
             vxlan_mode: default_cross_subnet(),
             ipip_mode: default_never(),
             wireguard: false,
@@ -244,8 +264,85 @@ impl Default for Calico {
             iptables_mark_mask: default_mark_mask(),
             block_size: default_block_size(),
             nat_outgoing: true,
+            dataplane: CalicoDataplane::default(),
+            iptables_backend: IptablesBackend::default(),
             node_image: default_calico_node_image(),
             kube_controllers_image: default_calico_kube_controllers_image(),
+        }
+    }
+}
+
+/// calico-node's networking backend (`CALICO_NETWORKING_BACKEND`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CalicoBackend {
+    /// Routes from Felix, VXLAN only; no BGP daemon.
+    #[default]
+    Vxlan,
+    /// BIRD speaks BGP; required for IP-in-IP and unencapsulated routing.
+    Bird,
+    /// Policy only; another plugin does the networking.
+    None,
+}
+
+impl CalicoBackend {
+    pub fn name(self) -> &'static str {
+        match self {
+            CalicoBackend::Vxlan => "vxlan",
+            CalicoBackend::Bird => "bird",
+            CalicoBackend::None => "none",
+        }
+    }
+}
+
+/// When an IP pool encapsulates traffic between nodes.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum EncapsulationMode {
+    Always,
+    /// Only towards nodes outside the sender's subnet.
+    CrossSubnet,
+    Never,
+}
+
+impl EncapsulationMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            EncapsulationMode::Always => "Always",
+            EncapsulationMode::CrossSubnet => "CrossSubnet",
+            EncapsulationMode::Never => "Never",
+        }
+    }
+
+    pub fn is_on(self) -> bool {
+        self != EncapsulationMode::Never
+    }
+}
+
+/// Felix's dataplane.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CalicoDataplane {
+    #[default]
+    Iptables,
+    Nftables,
+}
+
+/// `iptablesBackend` of Felix's iptables dataplane.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub enum IptablesBackend {
+    #[default]
+    Auto,
+    Legacy,
+    #[serde(rename = "NFT")]
+    Nft,
+}
+
+impl IptablesBackend {
+    pub fn name(self) -> &'static str {
+        match self {
+            IptablesBackend::Auto => "Auto",
+            IptablesBackend::Legacy => "Legacy",
+            IptablesBackend::Nft => "NFT",
         }
     }
 }
@@ -498,14 +595,11 @@ fn default_bundle() -> PathBuf {
 fn default_calico_version() -> String {
     "3.30.3".into()
 }
-fn default_calico_backend() -> String {
-    "vxlan".into()
+fn default_cross_subnet() -> EncapsulationMode {
+    EncapsulationMode::CrossSubnet
 }
-fn default_cross_subnet() -> String {
-    "CrossSubnet".into()
-}
-fn default_never() -> String {
-    "Never".into()
+fn default_never() -> EncapsulationMode {
+    EncapsulationMode::Never
 }
 fn default_ip_autodetection() -> String {
     "kubernetes-internal-ip".into()
