@@ -86,6 +86,8 @@ let
       iptables_mark_mask = "0xff000000";
       block_size = 26;
       nat_outgoing = true;
+      dataplane = "iptables";
+      iptables_backend = "Auto";
       node_image = "quay.io/calico/node:v3.30.3";
       kube_controllers_image = "quay.io/calico/kube-controllers:v3.30.3";
     } (or' raw "calico" { });
@@ -158,36 +160,39 @@ let
       "127.0.0.1";
   apiServerUrl = "https://${net.urlHost apiServerHost}:${toString spec.api.port}";
 
-  # ----- pod MTU -----
+  # ----- pod MTU (the model of src/calico/mtu.rs) -----
   # The smallest MTU of the kinds of link pod traffic crosses (a kind counts
-  # when some node has an address on it) minus the encapsulation overhead.
-  linkInUse = kind: any (n: n.addresses.${kind} != [ ]) spec.nodes;
-  linksInUse = filter linkInUse [
+  # when some node has an address on it; all three when none does) minus the
+  # largest overhead among the encapsulations turned on: IP-in-IP 20 (IPv4
+  # pools only), VXLAN 50 / 70 over IPv6, WireGuard 60 / 80 over IPv6.
+  linkKinds = [
     "lan"
     "vpc"
     "tailnet"
   ];
-  linkMtus = map (kind: spec.network.mtu.${kind}) (if linksInUse == [ ] then [ "lan" ] else linksInUse);
-  smallestLinkMtu = foldl' (a: b: if b < a then b else a) (head linkMtus) linkMtus;
-  # Calico encapsulates between node IPs; an IPv6 underlay costs 20 bytes more.
-  ipv6Underlay = any (n: n.primaryIp != null && net.isIpv6 n.primaryIp) nodeList;
+  linkInUse = kind: any (n: n.addresses.${kind} != [ ]) spec.nodes;
+  linksInUse = filter linkInUse linkKinds;
+  linkMtus = map (kind: spec.network.mtu.${kind}) (if linksInUse == [ ] then linkKinds else linksInUse);
+  smallest = list: foldl' (a: b: if b < a then b else a) (head list) list;
+  largest = list: foldl' (a: b: if b > a then b else a) 0 list;
+  smallestLinkMtu = smallest linkMtus;
   c = spec.calico;
-  vxlan = c.backend == "vxlan" || c.vxlan_mode != "Never";
-  ipip = c.ipip_mode != "Never";
-  encapsulationOverhead =
-    if vxlan then
-      (if ipv6Underlay then 70 else 50)
-    else if ipip then
-      20
-    else
-      0;
-  wireguardOverhead = if c.wireguard then (if ipv6Underlay then 80 else 60) else 0;
   # What pod traffic between nodes is wrapped in (firewall openings follow it).
   encapsulation = {
-    inherit vxlan ipip;
+    vxlan = c.vxlan_mode != "Never";
+    ipip = c.ipip_mode != "Never";
     wireguard = c.wireguard;
   };
-  podMtu = smallestLinkMtu - encapsulationOverhead - wireguardOverhead;
+  overhead =
+    family:
+    largest (
+      (if encapsulation.ipip && family == "ipv4" then [ 20 ] else [ ])
+      ++ (if encapsulation.vxlan then [ (if family == "ipv4" then 50 else 70) ] else [ ])
+      ++ (if encapsulation.wireguard then [ (if family == "ipv4" then 60 else 80) ] else [ ])
+    );
+  podMtuFor = family: let o = overhead family; in if smallestLinkMtu > o then smallestLinkMtu - o else 0;
+  podMtu = podMtuFor "ipv4";
+  podMtuV6 = podMtuFor "ipv6";
 
   serviceCidrs = spec.network.service_cidrs;
   podCidrs = spec.network.pod_cidrs;
@@ -230,6 +235,7 @@ in
     apiServerHost
     apiServerUrl
     podMtu
+    podMtuV6
     serviceCidrs
     podCidrs
     firstServiceIp
@@ -245,6 +251,7 @@ in
   derived = {
     api_server_url = apiServerUrl;
     pod_mtu = podMtu;
+    pod_mtu_v6 = podMtuV6;
     service_cidrs = serviceCidrs;
     pod_cidrs = podCidrs;
     first_service_ip = firstServiceIp;

@@ -204,6 +204,19 @@ fn nix_helpers_agree_on_every_branch_of_the_rules() {
                 .replace("node_ip = \"192.168.0.2", "node_ip = \"100.64.0.2")
             }),
         ),
+        // Only public addresses, and no encapsulation at all.
+        (
+            "public-only",
+            Box::new(|s| {
+                s.lines()
+                    .filter(|l| !(l.starts_with("vpc = ") || l.starts_with("tailnet = ")))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    .replace("lan = [", "public = [")
+                    .replace("node_ip = \"100.64.0.10\"", "node_ip = \"13.125.40.17\"")
+                    .replace("vxlan_mode = \"CrossSubnet\"", "vxlan_mode = \"Never\"")
+            }),
+        ),
         // Dual-stack service and pod CIDRs, an IPv6 endpoint and IPv6 node IPs.
         (
             "ipv6",
@@ -248,6 +261,8 @@ fn nix_helpers_agree_on_every_branch_of_the_rules() {
                 "https://[fd7a:115c:a1e0::10]:6443"
             );
             assert_eq!(rust["derived"]["cluster_dns_ip"], "fd10:96::a");
+            // IPv6 pods pay VXLAN's IPv6 overhead.
+            assert_eq!(rust["derived"]["pod_mtu_v6"], 1280 - 70);
         }
     }
     // Each variant took a different branch of the MTU rule.
@@ -257,8 +272,11 @@ fn nix_helpers_agree_on_every_branch_of_the_rules() {
             ("no-endpoints", Value::from(1230)),
             ("no-node-ip", Value::from(1230)),
             ("defaults", Value::from(1230)),
-            ("ipip-wireguard", Value::from(1280 - 20 - 60)),
-            ("ipv6", Value::from(1280 - 70)),
+            // The largest overhead counts (WireGuard 60 over IP-in-IP 20), not their sum.
+            ("ipip-wireguard", Value::from(1280 - 60)),
+            // No link kind in use: all three count, the tailnet's 1280 is the smallest; no encapsulation.
+            ("public-only", Value::from(1280)),
+            ("ipv6", Value::from(1230)),
         ]
     );
 }

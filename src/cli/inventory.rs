@@ -4,8 +4,8 @@
 //! With `--derived` it prints `{"spec": …, "derived": …}`, where `derived`
 //! holds the values the NixOS modules compute for themselves from the same
 //! file (nix/inventory.nix): primary IPs, the API server URL, the service
-//! IPs, the pod MTU. The Nix agreement test compares the two readings; this
-//! command does not decide anything the rest of the tool does not already.
+//! IPs, the pod MTU (from `calico::mtu`). The Nix agreement test compares the
+//! two readings; this command decides nothing the rest of the tool does not.
 
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -14,6 +14,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::InventoryArg;
+use crate::calico::mtu;
 use crate::inventory::{Inventory, Role, Spec};
 
 #[derive(Debug, Args)]
@@ -29,7 +30,10 @@ pub struct InventoryArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Derived {
     pub api_server_url: String,
+    /// The IPv4 pod MTU (`calico::mtu`): what Felix, the CNI conflist and the NixOS modules use.
     pub pod_mtu: u32,
+    /// The IPv6 pod MTU the same links and encapsulation give.
+    pub pod_mtu_v6: u32,
     pub service_cidrs: Vec<String>,
     pub pod_cidrs: Vec<String>,
     /// The `kubernetes` Service's ClusterIP: the first host of the first service CIDR.
@@ -85,7 +89,8 @@ pub fn derive(inventory: &Inventory) -> Derived {
     let first_service = spec.network.service_cidrs.first();
     Derived {
         api_server_url: inventory.api_server_url(),
-        pod_mtu: pod_mtu(inventory),
+        pod_mtu: mtu::pod_mtu(inventory),
+        pod_mtu_v6: mtu::pod_mtu_v6(inventory),
         service_cidrs: spec
             .network
             .service_cidrs
@@ -122,49 +127,4 @@ fn nth_host(cidr: &ipnet::IpNet, n: u32) -> IpAddr {
         IpAddr::V4(v4) => IpAddr::V4(u32::from(v4).wrapping_add(n).into()),
         IpAddr::V6(v6) => IpAddr::V6(u128::from(v6).wrapping_add(u128::from(n)).into()),
     }
-}
-
-/// The pod MTU: the smallest MTU among the kinds of link in use (a kind is in
-/// use when some node has an address on it; LAN when none is), minus Calico's
-/// encapsulation (VXLAN 50, or 70 over IPv6; IP-in-IP 20) and WireGuard (60,
-/// or 80 over IPv6) on top.
-///
-/// The Calico stage owns the MTU model; this copy exists so the Nix agreement
-/// test has a Rust reading to compare with until `calico::mtu` is merged, and
-/// should then call it instead.
-pub fn pod_mtu(inventory: &Inventory) -> u32 {
-    let spec = &inventory.spec;
-    let nodes = inventory.nodes();
-    let mtu = spec.network.mtu;
-    let in_use = [
-        (nodes.iter().any(|n| !n.addresses.lan.is_empty()), mtu.lan),
-        (nodes.iter().any(|n| !n.addresses.vpc.is_empty()), mtu.vpc),
-        (
-            nodes.iter().any(|n| !n.addresses.tailnet.is_empty()),
-            mtu.tailnet,
-        ),
-    ];
-    let link = in_use
-        .iter()
-        .filter(|(used, _)| *used)
-        .map(|(_, mtu)| *mtu)
-        .min()
-        .unwrap_or(mtu.lan);
-    let ipv6 = nodes
-        .iter()
-        .any(|n| matches!(n.primary_ip(), Some(IpAddr::V6(_))));
-    let calico = &spec.calico;
-    let encapsulation = if calico.backend == "vxlan" || calico.vxlan_mode != "Never" {
-        if ipv6 { 70 } else { 50 }
-    } else if calico.ipip_mode != "Never" {
-        20
-    } else {
-        0
-    };
-    let wireguard = match (calico.wireguard, ipv6) {
-        (false, _) => 0,
-        (true, false) => 60,
-        (true, true) => 80,
-    };
-    link.saturating_sub(encapsulation + wireguard)
 }
