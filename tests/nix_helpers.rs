@@ -335,3 +335,41 @@ fn nix_bundle_helper_maps_every_planned_file_to_its_installed_path() {
         "{err}"
     );
 }
+
+#[test]
+fn nix_bundle_helper_reads_the_committed_example_bundle() {
+    let manifest = repo().join("hosts/pki/manifest.json");
+    if !manifest.exists() {
+        println!(
+            "SKIPPED nix_bundle_helper_reads_the_committed_example_bundle: {} is not committed yet (written by `kubepki recreate`).",
+            manifest.display()
+        );
+        return;
+    }
+    let inventory = Inventory::load(&example_inventory()).expect("example loads");
+    let plan = plan(&inventory);
+    let nix = eval_json(
+        "let i = import ./nix/inventory.nix { } ./hosts/cluster.toml; b = import ./nix/bundle.nix { } i.bundleDir;
+         in { cluster = b.cluster; pins = i.pins;
+              nodes = builtins.mapAttrs (node: _: (b.forNode { inherit node; targetDir = \"/run/kubepki\"; }).kubeconfigs) b.manifest.nodes; }",
+    );
+    assert_eq!(nix["cluster"], Value::from(plan.cluster.clone()));
+    for authority in ["kubernetes", "etcd", "front-proxy"] {
+        assert!(
+            nix["pins"][authority]
+                .as_array()
+                .is_some_and(|p| !p.is_empty()),
+            "recreate recorded no [pki.pins] {authority} in hosts/cluster.toml"
+        );
+    }
+    for node in &plan.nodes {
+        for kubeconfig in &node.kubeconfigs {
+            assert_eq!(
+                nix["nodes"][&node.name][&kubeconfig.name],
+                Value::from(format!("/run/kubepki/current/{}", kubeconfig.install)),
+                "the committed bundle disagrees with the plan for {}",
+                node.name
+            );
+        }
+    }
+}

@@ -398,3 +398,35 @@ fn flake_outputs_follow_the_inventory() {
     );
     assert_eq!(at(&out, "shells"), &serde_json::json!(["default"]));
 }
+
+#[test]
+fn modules_accept_the_committed_example_bundle() {
+    let Some(lib) = nixpkgs_lib() else {
+        println!("SKIPPED modules_accept_the_committed_example_bundle: NIXPKGS_LIB is not set.");
+        return;
+    };
+    if !repo().join("hosts/pki/manifest.json").exists() {
+        println!(
+            "SKIPPED modules_accept_the_committed_example_bundle: hosts/pki is not committed yet."
+        );
+        return;
+    }
+    let inventory = nix_support::example_inventory();
+    for node in [
+        "ec2-controlplane",
+        "laptop-firebat",
+        "laptop-ultra",
+        "laptop-old",
+    ] {
+        let out = evaluate(&lib, &inventory, node, "").expect("evaluates");
+        assert_eq!(
+            at(&out, "failedAssertions"),
+            &Value::Array(vec![]),
+            "{node} with the committed bundle and pins"
+        );
+        assert!(
+            s(&out, "activationScript.text").contains(&format!("--node {node}")),
+            "{node}"
+        );
+    }
+}
