@@ -150,6 +150,7 @@ fn modules_evaluate_with_real_nixpkgs_lib() {
             .contains(&Value::from("https://100.64.0.10:2379")),
         "etcd listens on the node IP: {etcd:#}"
     );
+    assert_eq!(cp["sysctl"]["net.ipv4.ip_nonlocal_bind"], 1);
     assert_eq!(
         at(etcd, "initialCluster"),
         &serde_json::json!(["ec2-controlplane=https://100.64.0.10:2380"])

@@ -51,6 +51,13 @@ in
       initialClusterToken = inv.cluster.name;
     };
 
+    # The node IP may be the tailnet address, which appears only once tailscaled
+    # is up; let etcd bind it at boot instead of failing until then.
+    boot.kernel.sysctl = {
+      "net.ipv4.ip_nonlocal_bind" = 1;
+      "net.ipv6.ip_nonlocal_bind" = 1;
+    };
+
     networking.firewall.allowedTCPPorts = [
       clientPort
       peerPort

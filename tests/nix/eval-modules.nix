@@ -51,4 +51,5 @@ in
   etcd = config.services.etcd;
   containerd = config.virtualisation.containerd;
   firewall = config.networking.firewall;
+  sysctl = config.boot.kernel.sysctl;
 }

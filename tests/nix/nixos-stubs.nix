@@ -72,6 +72,10 @@ in
       };
     };
     services.etcd = freeform { };
+    boot.kernel.sysctl = mkOption {
+      type = types.attrsOf types.anything;
+      default = { };
+    };
     virtualisation.containerd = freeform { };
     systemd.services = mkOption {
       type = types.attrsOf (types.attrsOf types.anything);
