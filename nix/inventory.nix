@@ -47,14 +47,20 @@ let
     } (or' raw "api" { });
     network =
       let
-        n = raw.network;
+        n = withDefaults {
+          lan_cidrs = [ ];
+          vpc_cidrs = [ ];
+          tailnet_cidr = "100.64.0.0/10";
+        } raw.network;
+        cidrs = map net.canonicalCidr;
       in
-      withDefaults {
-        lan_cidrs = [ ];
-        vpc_cidrs = [ ];
-        tailnet_cidr = "100.64.0.0/10";
-      } n
+      n
       // {
+        service_cidrs = cidrs n.service_cidrs;
+        pod_cidrs = cidrs n.pod_cidrs;
+        lan_cidrs = cidrs n.lan_cidrs;
+        vpc_cidrs = cidrs n.vpc_cidrs;
+        tailnet_cidr = net.canonicalCidr n.tailnet_cidr;
         mtu = withDefaults {
           lan = 1500;
           vpc = 9001;
@@ -92,16 +98,20 @@ let
       kube_controllers_image = "quay.io/calico/kube-controllers:v3.30.3";
     } (or' raw "calico" { });
     operators = or' raw "operators" [ ];
+    # Addresses as Rust prints them (canonical IPv6), so both readings compare equal.
     nodes = map (
       n:
       withDefaults { names = [ ]; } n
+      // (if n ? node_ip then { node_ip = net.canonical n.node_ip; } else { })
       // {
-        addresses = withDefaults {
-          lan = [ ];
-          vpc = [ ];
-          tailnet = [ ];
-          public = [ ];
-        } (or' n "addresses" { });
+        addresses = builtins.mapAttrs (_: map net.canonical) (
+          withDefaults {
+            lan = [ ];
+            vpc = [ ];
+            tailnet = [ ];
+            public = [ ];
+          } (or' n "addresses" { })
+        );
       }
     ) (or' raw "nodes" [ ]);
   }

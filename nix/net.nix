@@ -153,6 +153,14 @@ in
     ;
   # An address as Rust prints it (canonical IPv6, IPv4 unchanged).
   canonical = s: if isIpv6 s then showV6 (parseV6 s) else showV4 (parseV4 s);
+  # A CIDR as Rust's ipnet prints it: canonical address, prefix unchanged (host bits kept).
+  canonicalCidr =
+    cidr:
+    let
+      c = splitCidr cidr;
+      address = if isIpv6 c.address then showV6 (parseV6 c.address) else showV4 (parseV4 c.address);
+    in
+    "${address}/${toString c.prefix}";
   # "host" or "[v6]" for a URL.
   urlHost = s: if isIpv6 s then "[${showV6 (parseV6 s)}]" else s;
 }

@@ -223,7 +223,8 @@ fn nix_helpers_agree_on_every_branch_of_the_rules() {
             Box::new(|s| {
                 s.replace(
                     "service_cidrs = [\"10.96.0.0/12\"]",
-                    "service_cidrs = [\"fd10:96::/108\", \"10.96.0.0/12\"]",
+                    // Written long-hand: both readings print it canonically.
+                    "service_cidrs = [\"fd10:0096:0:0:0:0:0:0/108\", \"10.96.0.0/12\"]",
                 )
                 .replace(
                     "pod_cidrs = [\"10.244.0.0/16\"]",
