@@ -22,9 +22,13 @@ let
     builtins.filter (n: lib.hasSuffix "ssh_host_ed25519_key.pub" n.hostKey) inventory.workers
   );
   kubectl = "${pkgs.kubectl}/bin/kubectl";
-  podSubnet = {
-    ${controlPlane.name} = "10.244.0.0/24";
-    ${worker.name} = "10.244.1.0/24";
+  net = import ./net.nix;
+  prefixOf = cidr: (net.splitCidr cidr).prefix;
+  # One /24 of the first pod CIDR per VM (what Calico IPAM would hand out in blocks).
+  podSubnet = n: "${net.nthHost (builtins.head inventory.podCidrs) (256 * n)}/24";
+  podSubnets = {
+    ${controlPlane.name} = podSubnet 0;
+    ${worker.name} = podSubnet 1;
   };
 
   vm =
@@ -49,19 +53,25 @@ let
       networking.interfaces.eth1.ipv4.addresses = lib.mkForce (
         map (address: {
           inherit address;
-          prefixLength = 10;
+          prefixLength = prefixOf inventory.spec.network.tailnet_cidr;
         }) node.addresses.tailnet
         ++ map (address: {
           inherit address;
-          prefixLength = 24;
+          prefixLength = prefixOf (builtins.head inventory.spec.network.lan_cidrs);
         }) node.addresses.lan
       );
       # A node without a LAN address still reaches the LAN node IPs on the shared link.
       networking.interfaces.eth1.ipv4.routes = lib.optionals (node.addresses.lan == [ ]) (
-        map (cidr: {
-          address = builtins.head (lib.splitString "/" cidr);
-          prefixLength = lib.toInt (builtins.elemAt (lib.splitString "/" cidr) 1);
-        }) inventory.spec.network.lan_cidrs
+        map (
+          cidr:
+          let
+            c = net.splitCidr cidr;
+          in
+          {
+            inherit (c) address;
+            prefixLength = c.prefix;
+          }
+        ) inventory.spec.network.lan_cidrs
       );
       networking.hosts.${controlPlane.primaryIp} = [ inventory.apiServerHost ];
 
@@ -77,7 +87,7 @@ let
           ipMasq = true;
           ipam = {
             type = "host-local";
-            subnet = podSubnet.${node.name};
+            subnet = podSubnets.${node.name};
           };
         }
       ];

@@ -18,7 +18,7 @@
   networking.networkmanager.enable = true;
 
   # A laptop serving as a node keeps running with the lid closed.
-  services.logind.lidSwitch = "ignore";
+  services.logind.settings.Login.HandleLidSwitch = "ignore";
 
   system.stateVersion = "25.05";
 }

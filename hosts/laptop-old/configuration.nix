@@ -14,10 +14,10 @@
   boot.loader.grub.enable = true;
 
   networking.networkmanager.enable = true;
-  services.logind.lidSwitch = "ignore";
+  services.logind.settings.Login.HandleLidSwitch = "ignore";
 
-  # Little memory: keep the journal small. (No swap: kubelet refuses to run with it.)
-  services.journald.extraConfig = "SystemMaxUse=100M";
+  # 1.9 GiB and no swap (kubelet refuses to start with swap on): keep the host lean.
+  documentation.enable = false;
 
   system.stateVersion = "25.05";
 }
