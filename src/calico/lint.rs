@@ -12,9 +12,9 @@
 //! MTU a path really has and what Calico has applied are outside its view.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use regex::Regex;
 use serde::Serialize;
 
@@ -27,10 +27,6 @@ pub const TAILSCALE_MARK_MASK: u32 = 0x00ff_0000;
 pub const KUBE_PROXY_MARK_MASK: u32 = 0x0000_c000;
 /// Tailscale's default `tailscale0` MTU.
 pub const TAILSCALE_MTU: u32 = 1280;
-/// The CGNAT range Tailscale assigns IPv4 tailnet addresses from.
-pub const TAILSCALE_IPV4_RANGE: &str = "100.64.0.0/10";
-/// The ULA range Tailscale assigns IPv6 tailnet addresses from.
-pub const TAILSCALE_IPV6_RANGE: &str = "fd7a:115c:a1e0::/48";
 /// The interface Tailscale creates on every node of the tailnet.
 pub const TAILSCALE_INTERFACE: &str = "tailscale0";
 /// The first Calico release whose nftables dataplane survives Tailscale's nft rules.
@@ -174,15 +170,15 @@ fn is_tailnet_ip(spec: &Spec, ip: &IpAddr) -> bool {
     spec.network.tailnet_cidr.contains(ip) || tailscale_ranges().iter().any(|r| r.contains(ip))
 }
 
+/// Tailscale's fixed address ranges: 100.64.0.0/10 (CGNAT) and fd7a:115c:a1e0::/48.
 fn tailscale_ranges() -> [IpNet; 2] {
-    // Both parse: they are literals of this module.
-    let v4 = TAILSCALE_IPV4_RANGE
-        .parse()
-        .unwrap_or_else(|_| IpNet::default());
-    let v6 = TAILSCALE_IPV6_RANGE
-        .parse()
-        .unwrap_or_else(|_| IpNet::default());
-    [v4, v6]
+    [
+        IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(100, 64, 0, 0), 10)),
+        IpNet::V6(Ipv6Net::new_assert(
+            Ipv6Addr::new(0xfd7a, 0x115c, 0xa1e0, 0, 0, 0, 0, 0),
+            48,
+        )),
+    ]
 }
 
 fn overlaps(a: &IpNet, b: &IpNet) -> bool {
@@ -547,41 +543,39 @@ fn dual_stack(spec: &Spec) -> bool {
         .any(|c| matches!(c, IpNet::V6(_)))
 }
 
-/// Whether the IPv6 pool can be VXLAN-encapsulated: VXLAN is on and its IPv6 MTU is at least 1280.
-pub fn ipv6_vxlan_possible(spec: &Spec) -> bool {
-    spec.calico.vxlan_mode.is_on() && mtu::derive(spec, Family::Ipv6).pod_mtu >= IPV6_MINIMUM_MTU
-}
-
 fn ipv6(spec: &Spec, out: &mut Vec<Finding>) {
     if !dual_stack(spec) {
         return;
     }
     let v6 = mtu::derive(spec, Family::Ipv6);
-    if spec.calico.vxlan_mode.is_on() && v6.pod_mtu < IPV6_MINIMUM_MTU {
+    if spec.calico.vxlan_mode.is_on() && !mtu::ipv6_vxlan_possible(spec) {
+        let vxlan = mtu::Encapsulation::Vxlan;
         out.push(Finding::new(
             Rule::Ipv6VxlanOverTailnet,
             Severity::Warning,
             format!(
-                "IPv6 VXLAN over the {} link would leave {} bytes ({v6}), below IPv6's minimum of {IPV6_MINIMUM_MTU}",
+                "IPv6 VXLAN over the {} link would leave {} - {} = {} bytes, below IPv6's minimum of {IPV6_MINIMUM_MTU}",
                 v6.limiting.kind.name(),
-                v6.pod_mtu
+                v6.limiting.mtu,
+                vxlan.overhead(Family::Ipv6),
+                v6.tunnel_mtu(vxlan)
             ),
             "IPv6 pod traffic cannot be VXLAN-encapsulated over this link, so the IPv6 pool is rendered with `vxlanMode: Never` and IPv6 pod traffic between nodes is routed unencapsulated",
             format!(
                 "route the IPv6 pod CIDR between nodes natively (e.g. advertise it as a Tailscale subnet route), or raise the {} MTU to at least {}",
                 v6.limiting.kind.name(),
-                IPV6_MINIMUM_MTU + v6.overhead
+                IPV6_MINIMUM_MTU + vxlan.overhead(Family::Ipv6)
             ),
         ));
     }
     let v4 = mtu::derive(spec, Family::Ipv4);
-    if v4.pod_mtu < IPV6_MINIMUM_MTU {
+    if mtu::cluster_pod_mtu(spec) < IPV6_MINIMUM_MTU {
         out.push(Finding::new(
             Rule::PodMtuBelowIpv6Minimum,
             Severity::Error,
             format!(
                 "the cluster is dual-stack but the pod MTU is {} ({v4})",
-                v4.pod_mtu
+                mtu::cluster_pod_mtu(spec)
             ),
             format!(
                 "the kernel disables IPv6 on an interface whose MTU is below {IPV6_MINIMUM_MTU}, so pod veths get no IPv6 address and the CNI fails to add one"

@@ -19,7 +19,7 @@ use ipnet::IpNet;
 
 use super::CalicoError;
 use super::cni::{self, ConfList, ConfListInputs};
-use super::lint::{self, parse_mark_mask};
+use super::lint::parse_mark_mask;
 use super::mtu::{self, Encapsulation, Family, MtuDerivation};
 use super::resources::*;
 use crate::inventory::{
@@ -81,7 +81,8 @@ pub fn resources(
     let spec = &inventory.spec;
     let calico = &spec.calico;
     let mtu = mtu::derive(spec, Family::Ipv4);
-    let pod_mtu = mtu.pod_mtu;
+    let mtu_v6 = mtu::derive(spec, Family::Ipv6);
+    let pod_mtu = mtu::cluster_pod_mtu(spec);
     let mark_mask =
         parse_mark_mask(&calico.iptables_mark_mask).ok_or_else(|| CalicoError::MarkMask {
             value: calico.iptables_mark_mask.clone(),
@@ -99,7 +100,7 @@ pub fn resources(
         .iter()
         .find(|c| matches!(c, IpNet::V6(_)));
     // IPv6 VXLAN needs an IPv6 MTU of at least 1280; otherwise the pool stays unencapsulated.
-    let ipv6_vxlan = ipv6_cidr.is_some() && lint::ipv6_vxlan_possible(spec);
+    let ipv6_vxlan = ipv6_cidr.is_some() && mtu::ipv6_vxlan_possible(spec);
     let ipv6_mode = if ipv6_vxlan {
         calico.vxlan_mode
     } else {
@@ -170,7 +171,8 @@ pub fn resources(
             bpf_enabled: false,
             feature_detect_override: FEATURE_DETECT_OVERRIDE.into(),
             wireguard_enabled: calico.wireguard,
-            wireguard_enabled_v6: calico.wireguard && ipv6_cidr.is_some(),
+            wireguard_enabled_v6: ipv6_cidr.is_some()
+                && mtu_v6.encapsulations.contains(&Encapsulation::WireGuard),
             ipv6_support: ipv6_cidr.is_some(),
             health_enabled: true,
             log_severity_screen: "Info".into(),
@@ -601,9 +603,8 @@ fn calico_node(image: &str, env: &[EnvVar]) -> DaemonSet {
                 rolling_update: Some(RollingUpdate { max_unavailable: 1 }),
             },
             template: PodTemplate {
-                metadata: ObjectMeta {
+                metadata: TemplateMeta {
                     labels: app_labels(app),
-                    ..ObjectMeta::default()
                 },
                 spec: PodSpec {
                     node_selector: linux(),
@@ -698,9 +699,8 @@ fn kube_controllers(image: &str) -> Deployment {
                 rolling_update: None,
             },
             template: PodTemplate {
-                metadata: ObjectMeta {
+                metadata: TemplateMeta {
                     labels: app_labels(app),
-                    ..ObjectMeta::default()
                 },
                 spec: PodSpec {
                     node_selector: linux(),

@@ -15,6 +15,7 @@
 
 use std::fmt;
 
+use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::inventory::{Inventory, Spec};
@@ -107,8 +108,11 @@ pub struct MtuDerivation {
     pub links: Vec<Link>,
     /// The smallest of them: it limits the MTU.
     pub limiting: Link,
-    /// Encapsulations the inventory turns on for this family (empty: none).
+    /// Encapsulations in effect for this family (empty: none).
     pub encapsulations: Vec<Encapsulation>,
+    /// IPv6 encapsulations the inventory asks for but the link cannot carry
+    /// (they would leave less than [`IPV6_MINIMUM_MTU`]); that traffic goes unencapsulated.
+    pub infeasible: Vec<Encapsulation>,
     /// The one with the largest overhead, which decides the pod MTU.
     pub encapsulation: Encapsulation,
     pub overhead: u32,
@@ -147,14 +151,24 @@ impl fmt::Display for MtuDerivation {
             let all: Vec<&str> = self.encapsulations.iter().map(|e| e.name()).collect();
             write!(f, " (largest of the enabled {})", all.join(", "))?;
         }
+        for e in &self.infeasible {
+            write!(
+                f,
+                "; {} is left out: {} - {} = {} is below IPv6's minimum of {IPV6_MINIMUM_MTU}",
+                e.name(),
+                self.limiting.mtu,
+                e.overhead(self.family),
+                self.tunnel_mtu(*e)
+            )?;
+        }
         Ok(())
     }
 }
 
 /// The links pod traffic can take: each kind some node has an address of.
 ///
-/// A cluster whose nodes only list public addresses takes all three kinds, so
-/// that the result errs on the small side.
+/// A cluster whose nodes only list public addresses crosses the internet,
+/// which is taken to carry what a LAN does (`network.mtu.lan`).
 pub fn links(spec: &Spec) -> Vec<Link> {
     let mtu = &spec.network.mtu;
     let candidates = [
@@ -180,17 +194,17 @@ pub fn links(spec: &Spec) -> Vec<Link> {
         .map(|&(kind, mtu, _)| Link { kind, mtu })
         .collect();
     if present.is_empty() {
-        candidates
-            .iter()
-            .map(|&(kind, mtu, _)| Link { kind, mtu })
-            .collect()
+        vec![Link {
+            kind: LinkKind::Lan,
+            mtu: mtu.lan,
+        }]
     } else {
         present
     }
 }
 
-/// The encapsulations the inventory turns on for `family`.
-pub fn encapsulations(spec: &Spec, family: Family) -> Vec<Encapsulation> {
+/// The encapsulations the inventory asks for, for `family` (feasible or not).
+pub fn requested_encapsulations(spec: &Spec, family: Family) -> Vec<Encapsulation> {
     let calico = &spec.calico;
     let mut out = Vec::new();
     if family == Family::Ipv4 && calico.ipip_mode.is_on() {
@@ -206,13 +220,23 @@ pub fn encapsulations(spec: &Spec, family: Family) -> Vec<Encapsulation> {
 }
 
 /// Derives the pod MTU of `family` from the inventory's links and encapsulation.
+///
+/// An IPv6 encapsulation that would leave less than 1280 bytes is left out
+/// (Calico cannot use it: the kernel disables IPv6 on such a device), so
+/// over a 1280-byte tailnet IPv6 pod traffic is not encapsulated at all.
 pub fn derive(spec: &Spec, family: Family) -> MtuDerivation {
     let links = links(spec);
     let limiting = links.iter().copied().min_by_key(|l| l.mtu).unwrap_or(Link {
-        kind: LinkKind::Tailnet,
-        mtu: spec.network.mtu.tailnet,
+        kind: LinkKind::Lan,
+        mtu: spec.network.mtu.lan,
     });
-    let encapsulations = encapsulations(spec, family);
+    let fits = |e: &Encapsulation| {
+        family == Family::Ipv4
+            || limiting.mtu.saturating_sub(e.overhead(family)) >= IPV6_MINIMUM_MTU
+    };
+    let (encapsulations, infeasible): (Vec<_>, Vec<_>) = requested_encapsulations(spec, family)
+        .into_iter()
+        .partition(fits);
     let encapsulation = encapsulations
         .iter()
         .copied()
@@ -224,21 +248,62 @@ pub fn derive(spec: &Spec, family: Family) -> MtuDerivation {
         links,
         limiting,
         encapsulations,
+        infeasible,
         encapsulation,
         overhead,
         pod_mtu: limiting.mtu.saturating_sub(overhead),
     }
 }
 
-/// The IPv4 pod MTU of the cluster (1230 for VXLAN over a 1280 tailnet).
-pub fn pod_mtu(inventory: &Inventory) -> u32 {
-    derive(&inventory.spec, Family::Ipv4).pod_mtu
+/// The IP families of the pod CIDRs, IPv4 first.
+pub fn pod_families(spec: &Spec) -> Vec<Family> {
+    let mut out = Vec::new();
+    for (family, present) in [
+        (
+            Family::Ipv4,
+            spec.network
+                .pod_cidrs
+                .iter()
+                .any(|c| matches!(c, IpNet::V4(_))),
+        ),
+        (
+            Family::Ipv6,
+            spec.network
+                .pod_cidrs
+                .iter()
+                .any(|c| matches!(c, IpNet::V6(_))),
+        ),
+    ] {
+        if present {
+            out.push(family);
+        }
+    }
+    out
 }
 
-/// The IPv6 pod MTU the inventory's encapsulation would give (1210 for VXLAN over a 1280 tailnet).
-///
-/// Below [`IPV6_MINIMUM_MTU`] IPv6 cannot use that encapsulation at all; the
-/// manifests then leave the IPv6 pool unencapsulated and the lint says so.
+/// The one pod MTU of the cluster, as Felix picks it: the smallest over the
+/// pod CIDRs' families. This is what veth, `veth_mtu` and the conflist get.
+pub fn cluster_pod_mtu(spec: &Spec) -> u32 {
+    pod_families(spec)
+        .into_iter()
+        .map(|family| derive(spec, family).pod_mtu)
+        .min()
+        .unwrap_or_else(|| derive(spec, Family::Ipv4).pod_mtu)
+}
+
+/// Whether IPv6 pod traffic can be VXLAN-encapsulated: VXLAN is on and leaves at least 1280 bytes.
+pub fn ipv6_vxlan_possible(spec: &Spec) -> bool {
+    derive(spec, Family::Ipv6)
+        .encapsulations
+        .contains(&Encapsulation::Vxlan)
+}
+
+/// The cluster's pod MTU (1230 for VXLAN over a 1280 tailnet): [`cluster_pod_mtu`].
+pub fn pod_mtu(inventory: &Inventory) -> u32 {
+    cluster_pod_mtu(&inventory.spec)
+}
+
+/// The IPv6 pod MTU (1280 over a 1280 tailnet, where IPv6 cannot be encapsulated; 1430 for VXLAN over 1500).
 pub fn pod_mtu_v6(inventory: &Inventory) -> u32 {
     derive(&inventory.spec, Family::Ipv6).pod_mtu
 }

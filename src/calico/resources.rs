@@ -294,10 +294,16 @@ pub struct PodSpec {
     pub volumes: Vec<Volume>,
 }
 
+/// A pod template's metadata: labels only (its name is the workload's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateMeta {
+    pub labels: BTreeMap<String, String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodTemplate {
-    pub metadata: ObjectMeta,
+    pub metadata: TemplateMeta,
     pub spec: PodSpec,
 }
 

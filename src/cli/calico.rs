@@ -30,15 +30,14 @@ pub struct CalicoArgs {
 pub fn run_calico(args: &CalicoArgs) -> Result<ExitCode, crate::Error> {
     let inventory = Inventory::load(&args.inventory.inventory)?;
     if args.explain {
-        for family in [mtu::Family::Ipv4, mtu::Family::Ipv6] {
-            println!("{}", mtu::derive(&inventory.spec, family));
+        let spec = &inventory.spec;
+        for family in mtu::pod_families(spec) {
+            println!("{}", mtu::derive(spec, family));
         }
-        if !lint::ipv6_vxlan_possible(&inventory.spec) {
-            println!(
-                "an IPv6 pool, if any, is not VXLAN-encapsulated: its MTU would be below {}",
-                mtu::IPV6_MINIMUM_MTU
-            );
-        }
+        println!(
+            "pod MTU (veth_mtu, FELIX_VXLANMTU, FelixConfiguration vxlanMTU, conflist mtu): {}",
+            mtu::cluster_pod_mtu(spec)
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let options = RenderOptions {
