@@ -172,9 +172,12 @@ let
 
   # ----- pod MTU (the model of src/calico/mtu.rs) -----
   # The smallest MTU of the kinds of link pod traffic crosses (a kind counts
-  # when some node has an address on it; all three when none does) minus the
+  # when some node has an address on it; the LAN when none does) minus the
   # largest overhead among the encapsulations turned on: IP-in-IP 20 (IPv4
-  # pools only), VXLAN 50 / 70 over IPv6, WireGuard 60 / 80 over IPv6.
+  # only), VXLAN 50 / 70 for IPv6, WireGuard 60 / 80 for IPv6. An IPv6
+  # encapsulation that would leave less than 1280 bytes is left out (the
+  # kernel disables IPv6 below it). The cluster's pod MTU is the smallest over
+  # the pod CIDRs' families.
   linkKinds = [
     "lan"
     "vpc"
@@ -182,10 +185,12 @@ let
   ];
   linkInUse = kind: any (n: n.addresses.${kind} != [ ]) spec.nodes;
   linksInUse = filter linkInUse linkKinds;
-  linkMtus = map (kind: spec.network.mtu.${kind}) (if linksInUse == [ ] then linkKinds else linksInUse);
+  linkMtus = map (kind: spec.network.mtu.${kind}) (if linksInUse == [ ] then [ "lan" ] else linksInUse);
   smallest = list: foldl' (a: b: if b < a then b else a) (head list) list;
   largest = list: foldl' (a: b: if b > a then b else a) 0 list;
-  smallestLinkMtu = smallest linkMtus;
+  limitingMtu = smallest linkMtus;
+  saturatingSub = a: b: if a > b then a - b else 0;
+  ipv6MinimumMtu = 1280;
   c = spec.calico;
   # What pod traffic between nodes is wrapped in (firewall openings follow it).
   encapsulation = {
@@ -193,15 +198,21 @@ let
     ipip = c.ipip_mode != "Never";
     wireguard = c.wireguard;
   };
-  overhead =
+  podMtuFor =
     family:
-    largest (
-      (if encapsulation.ipip && family == "ipv4" then [ 20 ] else [ ])
-      ++ (if encapsulation.vxlan then [ (if family == "ipv4" then 50 else 70) ] else [ ])
-      ++ (if encapsulation.wireguard then [ (if family == "ipv4" then 60 else 80) ] else [ ])
-    );
-  podMtuFor = family: let o = overhead family; in if smallestLinkMtu > o then smallestLinkMtu - o else 0;
-  podMtu = podMtuFor "ipv4";
+    let
+      v4 = family == "ipv4";
+      requested =
+        (if encapsulation.ipip && v4 then [ 20 ] else [ ])
+        ++ (if encapsulation.vxlan then [ (if v4 then 50 else 70) ] else [ ])
+        ++ (if encapsulation.wireguard then [ (if v4 then 60 else 80) ] else [ ]);
+      feasible = filter (o: v4 || saturatingSub limitingMtu o >= ipv6MinimumMtu) requested;
+    in
+    saturatingSub limitingMtu (largest feasible);
+  podFamilies =
+    (if any (cidr: !net.isIpv6 cidr) spec.network.pod_cidrs then [ "ipv4" ] else [ ])
+    ++ (if any net.isIpv6 spec.network.pod_cidrs then [ "ipv6" ] else [ ]);
+  podMtu = if podFamilies == [ ] then podMtuFor "ipv4" else smallest (map podMtuFor podFamilies);
   podMtuV6 = podMtuFor "ipv6";
 
   serviceCidrs = spec.network.service_cidrs;

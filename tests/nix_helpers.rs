@@ -217,6 +217,21 @@ fn nix_helpers_agree_on_every_branch_of_the_rules() {
                     .replace("vxlan_mode = \"CrossSubnet\"", "vxlan_mode = \"Never\"")
             }),
         ),
+        // LAN only (1500) with dual-stack pods: IPv6 VXLAN fits and is the smallest.
+        (
+            "dual-stack-lan",
+            Box::new(|s| {
+                s.lines()
+                    .filter(|l| !(l.starts_with("vpc = ") || l.starts_with("tailnet = ")))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    .replace("node_ip = \"100.64.0.10\"", "node_ip = \"13.125.40.17\"")
+                    .replace(
+                        "pod_cidrs = [\"10.244.0.0/16\"]",
+                        "pod_cidrs = [\"10.244.0.0/16\", \"fd10:244::/64\"]",
+                    )
+            }),
+        ),
         // Dual-stack service and pod CIDRs, an IPv6 endpoint and IPv6 node IPs.
         (
             "ipv6",
@@ -262,8 +277,8 @@ fn nix_helpers_agree_on_every_branch_of_the_rules() {
                 "https://[fd7a:115c:a1e0::10]:6443"
             );
             assert_eq!(rust["derived"]["cluster_dns_ip"], "fd10:96::a");
-            // IPv6 pods pay VXLAN's IPv6 overhead.
-            assert_eq!(rust["derived"]["pod_mtu_v6"], 1280 - 70);
+            // VXLAN over IPv6 would leave 1210 < 1280 on the tailnet: IPv6 pods go unencapsulated.
+            assert_eq!(rust["derived"]["pod_mtu_v6"], 1280);
         }
     }
     // Each variant took a different branch of the MTU rule.
@@ -275,8 +290,9 @@ fn nix_helpers_agree_on_every_branch_of_the_rules() {
             ("defaults", Value::from(1230)),
             // The largest overhead counts (WireGuard 60 over IP-in-IP 20), not their sum.
             ("ipip-wireguard", Value::from(1280 - 60)),
-            // No link kind in use: all three count, the tailnet's 1280 is the smallest; no encapsulation.
-            ("public-only", Value::from(1280)),
+            // No link kind in use: the LAN's 1500 counts; no encapsulation.
+            ("public-only", Value::from(1500)),
+            ("dual-stack-lan", Value::from(1500 - 70)),
             ("ipv6", Value::from(1230)),
         ]
     );
