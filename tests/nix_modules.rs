@@ -23,10 +23,21 @@ fn nixpkgs_lib() -> Option<String> {
     }
 }
 
-/// Evaluates the modules for `node`; `extra` is spliced into `services.kubepki`.
+/// Evaluates kubepki's own modules for `node`; `extra` is spliced into `services.kubepki`.
 fn evaluate(lib: &str, inventory: &Path, node: &str, extra: &str) -> Result<Value, String> {
+    evaluate_with(lib, inventory, node, extra, false)
+}
+
+/// As [`evaluate`]; with `roles`, through modules/default.nix as the flake's hosts are.
+fn evaluate_with(
+    lib: &str,
+    inventory: &Path,
+    node: &str,
+    extra: &str,
+    roles: bool,
+) -> Result<Value, String> {
     let expr = format!(
-        "import {file} {{ nixpkgsLib = {lib}; inventory = {inv}; node = {node}; settings = {{ {extra} }}; }}",
+        "import {file} {{ nixpkgsLib = {lib}; inventory = {inv}; node = {node}; settings = {{ {extra} }}; roles = {roles}; }}",
         file = nix_str(&repo().join("tests/nix/eval-modules.nix").display().to_string()),
         lib = nix_str(lib),
         inv = nix_str(&inventory.display().to_string()),
@@ -428,6 +439,47 @@ fn modules_accept_the_committed_example_bundle() {
         assert!(
             s(&out, "activationScript.text").contains(&format!("--node {node}")),
             "{node}"
+        );
+    }
+}
+
+#[test]
+fn roles_evaluate_with_calico_and_the_cache() {
+    let Some(lib) = nixpkgs_lib() else {
+        println!("SKIPPED roles_evaluate_with_calico_and_the_cache: NIXPKGS_LIB is not set.");
+        return;
+    };
+    // The roles import the Calico and cache modules, written on their own branches.
+    let missing: Vec<&str> = ["modules/calico.nix", "modules/cache.nix"]
+        .into_iter()
+        .filter(|m| !repo().join(m).exists())
+        .collect();
+    if !missing.is_empty() {
+        println!(
+            "SKIPPED roles_evaluate_with_calico_and_the_cache: {} not merged yet.",
+            missing.join(", ")
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let inventory = bundle_fixture(dir.path());
+    for node in ["ec2-controlplane", "laptop-firebat"] {
+        let out = evaluate_with(&lib, &inventory, node, "", true).unwrap_or_else(|e| {
+            panic!("{node} does not evaluate through modules/default.nix:\n{e}")
+        });
+        assert_eq!(
+            at(&out, "failedAssertions"),
+            &Value::Array(vec![]),
+            "{node}"
+        );
+        // kubepki's wiring survives next to Calico's CNI.
+        assert_eq!(
+            s(&out, "kubernetes.kubelet.tlsCertFile"),
+            "/run/kubepki/current/kubelet-serving.crt"
+        );
+        assert!(
+            s(&out, "kubernetes.kubelet.cni.configDir").contains("calico"),
+            "{node}: Calico provides the CNI config"
         );
     }
 }

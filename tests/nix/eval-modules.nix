@@ -7,16 +7,27 @@
   node,
   modules ? [ ],
   settings ? { },
+  # Evaluate the roles as the flake's hosts do (modules/default.nix, with Calico and the cache).
+  roles ? false,
 }:
 let
   lib = import (/. + nixpkgsLib + "/lib");
   eval = lib.evalModules {
     modules = [
       ./nixos-stubs.nix
-      ../../modules/kubepki.nix
-      ../../modules/kubernetes/node.nix
-      ../../modules/kubernetes/etcd.nix
-      ../../modules/kubernetes/control-plane.nix
+    ]
+    ++ (
+      if roles then
+        [ ../../modules/default.nix ]
+      else
+        [
+          ../../modules/kubepki.nix
+          ../../modules/kubernetes/node.nix
+          ../../modules/kubernetes/etcd.nix
+          ../../modules/kubernetes/control-plane.nix
+        ]
+    )
+    ++ [
       {
         networking.hostName = node;
         services.kubepki = {

@@ -72,6 +72,7 @@ in
       };
     };
     services.etcd = freeform { };
+    nix.settings = freeform { };
     boot.kernel.sysctl = mkOption {
       type = types.attrsOf types.anything;
       default = { };
@@ -88,6 +89,25 @@ in
   };
   config._module.args.pkgs = {
     writeText = name: text: builtins.toFile name text;
+    # For modules/calico.nix in the full-role evaluation: derivations that only name themselves.
+    runCommand = name: _: _: {
+      type = "derivation";
+      inherit name;
+      outPath = fakeStorePath name;
+    };
+    fetchurl = args: {
+      type = "derivation";
+      inherit (args) name;
+      outPath = fakeStorePath args.name;
+    };
+    calico-cni-plugin = {
+      type = "derivation";
+      outPath = fakeStorePath "calico-cni-plugin";
+    };
+    kubectl = {
+      type = "derivation";
+      outPath = fakeStorePath "kubectl";
+    };
     callPackage = _: _: throw "tests/nix/nixos-stubs.nix: set services.kubepki.package; there is no nixpkgs here";
   };
   config.services.kubepki.package = fakeStorePath "kubepki";
