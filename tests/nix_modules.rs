@@ -481,5 +481,13 @@ fn roles_evaluate_with_calico_and_the_cache() {
             s(&out, "kubernetes.kubelet.cni.configDir").contains("calico"),
             "{node}: Calico provides the CNI config"
         );
+        // The calico-cni RBAC comes once, from Calico's rendered manifests.
+        let names: Vec<&str> = at(&out, "kubepki.bootstrapObjects")
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter_map(|o| o["metadata"]["name"].as_str())
+            .collect();
+        assert!(!names.contains(&"calico-cni"), "{node}: {names:?}");
     }
 }

@@ -11,6 +11,7 @@
 #   * user kube-apiserver-kubelet-client -> system:kubelet-api-admin,
 #   * user system:kube-proxy -> system:node-proxier,
 #   * user calico-cni -> ClusterRole calico-cni (the calico-cni-plugin rules),
+#     unless modules/calico.nix applies Calico's rendered manifests, which hold them,
 #   * the add-ons nixpkgs modules declare (CoreDNS), since the nixpkgs addon
 #     manager needs an identity kubepki does not issue and stays off.
 # Calico's own resources are modules/calico.nix.
@@ -63,6 +64,11 @@ let
       kind = "User";
       name = "system:kube-proxy";
     })
+  ]
+  # Calico's rendered manifests (src/calico/manifests.rs, applied by
+  # modules/calico.nix) carry the same ClusterRole and binding; they are only
+  # applied from here when this configuration has no Calico module doing it.
+  ++ lib.optionals (!(config.services.kubepki.calico.applyManifests or false)) [
     {
       apiVersion = "${rbac}/v1";
       kind = "ClusterRole";
