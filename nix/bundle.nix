@@ -68,7 +68,7 @@ let
         builtins.concatLists (map (f: f.units) (plan.files ++ plan.kubeconfigs))
       );
     in
-    {
+    rec {
       inherit files kubeconfigs units;
       inherit (plan) roles;
       # The installed path of one part of a material; a clear error if the plan has none for this node.
@@ -79,6 +79,13 @@ let
         else
           throw "kubepki: node `${node}` receives no ${part} of `${material}` in ${toString manifestFile} (its roles: ${concatStringsSep ", " plan.roles}). ${recreate}";
       has = material: part: hasAttr material files && hasAttr part files.${material};
+      # nixpkgs' `services.kubernetes.*.kubeconfig` submodule for a client identity of this node.
+      kubeconfigOptions = server: material: {
+        inherit server;
+        caFile = file "kubernetes-ca" "trust-bundle";
+        certFile = file material "certificate";
+        keyFile = file material "secret";
+      };
       kubeconfig =
         name:
         kubeconfigs.${name}

@@ -28,12 +28,7 @@ let
   m = cfg.material;
   k8s = config.services.kubernetes;
   ca = m.file "kubernetes-ca" "trust-bundle";
-  kubeconfigFor = material: {
-    server = inv.apiServerUrl;
-    caFile = ca;
-    certFile = m.file material "certificate";
-    keyFile = m.file material "secret";
-  };
+  kubeconfigFor = m.kubeconfigOptions inv.apiServerUrl;
   signsCsrs = m.has "kubernetes-ca" "secret";
 
   rbac = "rbac.authorization.k8s.io";

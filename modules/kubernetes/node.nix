@@ -13,12 +13,7 @@ let
   node = inv.node cfg.nodeName;
   m = cfg.material;
   ca = m.file "kubernetes-ca" "trust-bundle";
-  kubeconfigFor = material: {
-    server = inv.apiServerUrl;
-    caFile = ca;
-    certFile = m.file material "certificate";
-    keyFile = m.file material "secret";
-  };
+  kubeconfigFor = m.kubeconfigOptions inv.apiServerUrl;
 in
 {
   config = lib.mkIf cfg.enable {
