@@ -10,6 +10,12 @@ pub enum Error {
     Json(#[from] serde_json::Error),
     #[error("{0}")]
     Calico(#[from] crate::calico::CalicoError),
+    #[error("{0}")]
+    Issue(#[from] crate::issue::IssueError),
+    #[error("{0}")]
+    Seal(#[from] crate::seal::SealError),
+    #[error("{0}")]
+    Bundle(#[from] crate::bundle::BundleError),
     #[error("`kubepki {0}` is not built yet")]
     NotYet(&'static str),
 }

@@ -9,8 +9,11 @@
 //! signed Nix binary cache. The core (inventory to materials) is pure; files,
 //! git and activation live at the edges.
 
+pub mod bundle;
 pub mod inventory;
+pub mod issue;
 pub mod plan;
+pub mod seal;
 
 pub mod atomic;
 pub mod calico;
