@@ -62,7 +62,7 @@ pub fn nix_str(s: &str) -> String {
         .replace("${", "\\${")
 }
 
-/// Writes `dir/cluster.toml` (the example inventory plus CA pins) and
+/// Writes `dir/cluster.toml` (the example inventory with the fixture's CA pins) and
 /// `dir/pki/manifest.json` (format 1, the plan's node sections). Returns the inventory path.
 pub fn bundle_fixture(dir: &Path) -> PathBuf {
     let source = example_inventory();
@@ -93,8 +93,22 @@ pub fn bundle_fixture(dir: &Path) -> PathBuf {
     )
     .expect("write the fixture manifest");
 
-    let mut toml = std::fs::read_to_string(&source).expect("read the example inventory");
-    if !toml.contains("[pki.pins]") {
+    // The example's own pins (if recreate recorded them) give way to the fixture's.
+    let example = std::fs::read_to_string(&source).expect("read the example inventory");
+    let mut toml = String::new();
+    let mut in_pins = false;
+    for line in example.lines() {
+        if line.trim() == "[pki.pins]" {
+            in_pins = true;
+        } else if in_pins && (line.trim().is_empty() || line.starts_with('[')) {
+            in_pins = false;
+        }
+        if !in_pins {
+            toml.push_str(line);
+            toml.push('\n');
+        }
+    }
+    {
         toml.push_str(&format!(
             "\n[pki.pins]\nkubernetes = [\"sha256:{k}\"]\netcd = [\"sha256:{e}\"]\nfront-proxy = [\"sha256:{f}\", \"sha256:{k}\"]\n",
             k = "1".repeat(64),
