@@ -31,11 +31,14 @@ let
   crdsSha256 = calico.crds_sha256 or null;
   thisNode = top.cluster.node top.nodeName;
 
-  # The inventory's folder (host keys, bundle) as one store path, so
-  # `kubepki calico` can load and validate it in the build sandbox.
+  # The inventory's folder with the host keys it names, as one store path, so
+  # `kubepki calico` can load and validate it in the build sandbox. The sealed
+  # bundle is left out: a certificate renewal should not re-render Calico.
+  bundleDir = toString (dirOf top.inventory) + "/" + ((top.cluster.spec.pki or { }).bundle or "pki");
   hostsDir = builtins.path {
     path = dirOf top.inventory;
     name = "kubepki-hosts";
+    filter = path: type: !(type == "directory" && path == bundleDir);
   };
 
   rendered = pkgs.runCommand "kubepki-calico-${version}" { } ''

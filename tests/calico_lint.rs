@@ -81,6 +81,7 @@ fn pod_cidr_overlapping_service_lan_vpc_tailnet_or_a_node() {
         ("192.168.0.0/16", "LAN"),
         ("172.31.0.0/16", "VPC"),
         ("100.64.0.0/16", "tailnet"),
+        ("169.254.0.0/16", "link-local"),
     ];
     for (pod, other) in cases {
         let mut inv = example();
@@ -329,5 +330,43 @@ fn warnings_alone_exit_zero() {
     assert!(
         stdout.contains("warning[wireguard-over-tailscale]"),
         "{stdout}"
+    );
+}
+
+#[test]
+fn block_size_outside_calico_ipam_limits() {
+    let mut inv = example();
+    inv.spec.calico.block_size = 16;
+    assert_one(&inv, Rule::BlockSizeInvalid, Severity::Error);
+    inv.spec.calico.block_size = 26;
+    inv.spec.network.pod_cidrs = vec!["10.244.0.0/28".parse().unwrap_or_else(|e| panic!("{e}"))];
+    let f = assert_one(&inv, Rule::BlockSizeInvalid, Severity::Error);
+    assert!(f.what.contains("10.244.0.0/28"), "{f}");
+}
+
+#[test]
+fn lint_json_lists_rule_severity_and_advice() {
+    let source = example_source().replace("[calico]\n", "[calico]\nwireguard = true\n");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    copy_hosts(dir.path(), &source);
+    let out = Command::new(env!("CARGO_BIN_EXE_kubepki"))
+        .args(["lint", "--json", "-f"])
+        .arg(dir.path().join("cluster.toml"))
+        .output()
+        .unwrap_or_else(|e| panic!("run kubepki lint --json: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(json[0]["rule"], "wireguard-over-tailscale");
+    assert_eq!(json[0]["severity"], "warning");
+    assert!(
+        json[0]["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("wireguard = false")),
+        "{json:#}"
     );
 }

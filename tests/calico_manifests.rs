@@ -501,3 +501,17 @@ fn kubectl_reads_what_kubepki_calico_writes() {
     );
     assert!(subjects.contains("User:calico-cni"), "{subjects}");
 }
+
+#[test]
+fn an_unparsable_mark_mask_stops_the_render_with_a_fix() {
+    let mut inventory = example();
+    inventory.spec.calico.iptables_mark_mask = "0xzz".into();
+    let error = match calico::resources(&inventory, &RenderOptions::default()) {
+        Ok(_) => panic!("rendered with mark mask 0xzz"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        error.contains("iptables_mark_mask") && error.contains("Fix:"),
+        "{error}"
+    );
+}

@@ -68,6 +68,7 @@ pub enum Rule {
     WireguardOverTailscale,
     ImageVersionMismatch,
     CrdsNotPinned,
+    BlockSizeInvalid,
 }
 
 impl Rule {
@@ -89,6 +90,7 @@ impl Rule {
             Rule::WireguardOverTailscale => "wireguard-over-tailscale",
             Rule::ImageVersionMismatch => "image-version-mismatch",
             Rule::CrdsNotPinned => "crds-not-pinned",
+            Rule::BlockSizeInvalid => "block-size-invalid",
         }
     }
 }
@@ -149,6 +151,7 @@ pub fn lint_spec(spec: &Spec) -> Vec<Finding> {
     let mut findings = Vec::new();
     tailnet_mtu(spec, &mut findings);
     pod_cidr_overlaps(spec, &mut findings);
+    block_size(spec, &mut findings);
     encapsulation(spec, &mut findings);
     cross_subnet(spec, &mut findings);
     mark_mask(spec, &mut findings);
@@ -225,6 +228,18 @@ fn pod_cidr_overlaps(spec: &Spec, out: &mut Vec<Finding>) {
             ranges.push(("Tailscale's address range".into(), r));
         }
     }
+    // Calico refuses pools in the link-local ranges.
+    ranges.push((
+        "the IPv4 link-local range".into(),
+        IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(169, 254, 0, 0), 16)),
+    ));
+    ranges.push((
+        "the IPv6 link-local range".into(),
+        IpNet::V6(Ipv6Net::new_assert(
+            Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0),
+            10,
+        )),
+    ));
     for node in &spec.nodes {
         for ip in node.addresses.all() {
             ranges.push((format!("node `{}`'s address", node.name), IpNet::from(ip)));
@@ -242,6 +257,33 @@ fn pod_cidr_overlaps(spec: &Spec, out: &mut Vec<Finding>) {
                 ));
             }
         }
+    }
+}
+
+/// Calico IPAM hands out IPv4 blocks of /20 to /32, never larger than the pool.
+fn block_size(spec: &Spec, out: &mut Vec<Finding>) {
+    let block = spec.calico.block_size;
+    let v4 = spec
+        .network
+        .pod_cidrs
+        .iter()
+        .find(|c| matches!(c, IpNet::V4(_)));
+    if !(20..=32).contains(&block) {
+        out.push(Finding::new(
+            Rule::BlockSizeInvalid,
+            Severity::Error,
+            format!("`calico.block_size` is /{block}; Calico IPAM takes IPv4 blocks of /20 to /32"),
+            "Calico refuses the IP pool, so no pod gets an address",
+            "use 26 (64 addresses per block), Calico's default",
+        ));
+    } else if let Some(pool) = v4.filter(|p| p.prefix_len() > block) {
+        out.push(Finding::new(
+            Rule::BlockSizeInvalid,
+            Severity::Error,
+            format!("`calico.block_size` /{block} is larger than the pod CIDR `{pool}`"),
+            "Calico refuses a pool smaller than one block (\"IP pool size is too small for use with Calico IPAM\")",
+            format!("use a block size of at least /{} (26 is usual), or a larger pod CIDR", pool.prefix_len()),
+        ));
     }
 }
 
