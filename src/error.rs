@@ -6,6 +6,8 @@ use crate::inventory::InventoryErrors;
 pub enum Error {
     #[error("{0}")]
     Inventory(#[from] InventoryErrors),
+    #[error("{0}")]
+    Cache(#[from] crate::cache::CacheError),
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error("{0}")]

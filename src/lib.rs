@@ -17,6 +17,7 @@ pub mod seal;
 
 pub mod atomic;
 pub mod calico;
+pub mod cache;
 pub mod cli;
 mod error;
 

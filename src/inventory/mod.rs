@@ -363,6 +363,10 @@ pub struct Cache {
     /// Recipients the secret key is sealed to besides the operators (CI).
     #[serde(default)]
     pub ci_recipients: Vec<String>,
+    /// Where `kubepki cache-key` writes the sealed secret key, relative to this
+    /// file; `cache/signing-key.age` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

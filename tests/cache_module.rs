@@ -1,0 +1,224 @@
+//! modules/cache.nix evaluated by Nix: every host substitutes from the inventory's
+//! cache, trusts only its key, and cannot switch signature checking off.
+//!
+//! Parsing needs only `nix-instantiate` (nix-bin). Evaluation uses nixpkgs' real
+//! `lib.evalModules` from the checkout named by `NIXPKGS_LIB` (the flake's dev
+//! shell and CI set it); the few NixOS options the module touches are declared
+//! by a test-only stub below, with nixpkgs' defaults (cache.nixos.org, require-sigs).
+
+mod cache_support;
+
+use std::path::Path;
+use std::process::Command;
+
+use cache_support::{Cluster, REPO, require};
+
+fn nix_instantiate(args: &[&str]) -> std::process::Output {
+    require("nix-instantiate", "nix-bin");
+    Command::new("nix-instantiate")
+        .current_dir(REPO)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn nixpkgs_lib() -> String {
+    let dir = std::env::var("NIXPKGS_LIB").unwrap_or_else(|_| {
+        panic!(
+            "NIXPKGS_LIB is not set: point it at a nixpkgs (or nixpkgs.lib) checkout, e.g. \
+             `git clone --depth 1 https://github.com/nix-community/nixpkgs.lib` (see .github/workflows/ci.yml)"
+        )
+    });
+    assert!(
+        Path::new(&dir).join("lib/default.nix").is_file(),
+        "NIXPKGS_LIB={dir} has no lib/default.nix"
+    );
+    dir
+}
+
+/// TEST ONLY: the NixOS options modules/cache.nix reads or sets, with nixpkgs' defaults.
+const STUB: &str = r#"
+{ lib, ... }:
+let inherit (lib) mkOption types; in
+{
+  options = {
+    assertions = mkOption { type = types.listOf types.unspecified; default = [ ]; };
+    # Declared by modules/kubepki.nix in the real configuration.
+    services.kubepki.inventory = mkOption { type = types.path; };
+    nix.settings = mkOption {
+      type = types.submodule {
+        freeformType = types.attrsOf types.anything;
+        options = {
+          require-sigs = mkOption { type = types.bool; default = true; };
+          substituters = mkOption { type = types.listOf types.str; default = [ ]; };
+          trusted-public-keys = mkOption { type = types.listOf types.str; default = [ ]; };
+        };
+      };
+      default = { };
+    };
+    systemd.services = mkOption { type = types.attrsOf (types.attrsOf types.anything); default = { }; };
+  };
+  # What nixpkgs' nix.nix sets, so the test sees the merge a real host gets.
+  config.nix.settings = {
+    substituters = lib.mkAfter [ "https://cache.nixos.org/" ];
+    trusted-public-keys = [ "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=" ];
+  };
+}
+"#;
+
+/// Evaluates the module for `inventory` plus `extra` (a Nix module expression); returns JSON or Nix's error.
+fn evaluate(inventory: &Path, extra: &str) -> Result<serde_json::Value, String> {
+    let expr = format!(
+        r#"
+let
+  lib = import ({lib} + "/lib");
+  eval = lib.evalModules {{
+    modules = [
+      ({stub})
+      ./modules/cache.nix
+      {{ services.kubepki.inventory = {inventory}; }}
+      ({extra})
+    ];
+  }};
+  config = eval.config;
+in {{
+  enable = config.services.kubepki.cache.enable;
+  url = config.services.kubepki.cache.url;
+  failedAssertions = map (a: a.message) (builtins.filter (a: !a.assertion) config.assertions);
+  substituters = config.nix.settings.substituters;
+  trustedPublicKeys = config.nix.settings.trusted-public-keys;
+  requireSigs = config.nix.settings.require-sigs;
+  daemonEnvironment = config.systemd.services.nix-daemon.environment or null;
+}}"#,
+        lib = serde_json::to_string(&nixpkgs_lib()).unwrap(),
+        stub = STUB,
+        inventory = inventory.display(),
+    );
+    let out = nix_instantiate(&["--eval", "--strict", "--json", "-E", &expr]);
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn the_module_parses() {
+    let out = nix_instantiate(&["--parse", "modules/cache.nix"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn hosts_substitute_from_the_inventory_cache_and_trust_only_its_key() {
+    let cluster = Cluster::new();
+    let public = cluster.create_key();
+    let v = evaluate(&cluster.inventory(), "{ }").unwrap();
+    assert_eq!(v["enable"], true);
+    assert_eq!(v["failedAssertions"], serde_json::json!([]));
+    assert_eq!(
+        v["substituters"],
+        serde_json::json!([
+            "s3://ducksnest-cache?region=ap-northeast-2",
+            "https://cache.nixos.org/"
+        ])
+    );
+    let keys = v["trustedPublicKeys"].as_array().unwrap();
+    assert!(keys.contains(&serde_json::json!(public)), "{keys:?}");
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_eq!(v["requireSigs"], true);
+    assert_eq!(v["daemonEnvironment"], serde_json::Value::Null);
+}
+
+#[test]
+fn turning_signature_checks_off_fails_the_build() {
+    let cluster = Cluster::new();
+    cluster.create_key();
+    let v = evaluate(
+        &cluster.inventory(),
+        "{ nix.settings.require-sigs = false; }",
+    )
+    .unwrap();
+    let failed = v["failedAssertions"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].as_str().unwrap().contains("require-sigs = false"),
+        "{failed:?}"
+    );
+}
+
+#[test]
+fn without_a_cache_in_the_inventory_nothing_changes() {
+    // The example inventory has no [cache] table yet.
+    let inventory = Path::new(REPO).join("hosts/cluster.toml");
+    let v = evaluate(&inventory, "{ }").unwrap();
+    assert_eq!(v["enable"], false);
+    assert_eq!(
+        v["substituters"],
+        serde_json::json!(["https://cache.nixos.org/"])
+    );
+    assert_eq!(v["failedAssertions"], serde_json::json!([]));
+}
+
+#[test]
+fn the_url_cannot_be_typed_a_second_time_in_nix() {
+    let cluster = Cluster::new();
+    cluster.create_key();
+    let error = evaluate(
+        &cluster.inventory(),
+        r#"{ services.kubepki.cache.url = "s3://elsewhere"; }"#,
+    )
+    .unwrap_err();
+    assert!(error.contains("read-only"), "{error}");
+}
+
+#[test]
+fn aws_credentials_for_the_daemon_must_stay_out_of_the_store() {
+    let cluster = Cluster::new();
+    cluster.create_key();
+    let v = evaluate(
+        &cluster.inventory(),
+        r#"{ services.kubepki.cache.awsCredentialsFile = "/var/lib/nix-cache/aws-credentials"; }"#,
+    )
+    .unwrap();
+    assert_eq!(
+        v["daemonEnvironment"]["AWS_SHARED_CREDENTIALS_FILE"],
+        "/var/lib/nix-cache/aws-credentials"
+    );
+    let v = evaluate(
+        &cluster.inventory(),
+        r#"{ services.kubepki.cache.awsCredentialsFile = "${builtins.storeDir}/x-creds"; }"#,
+    )
+    .unwrap();
+    let failed = v["failedAssertions"].as_array().unwrap();
+    assert!(
+        failed
+            .iter()
+            .any(|m| m.as_str().unwrap().contains("awsCredentialsFile")),
+        "{failed:?}"
+    );
+}
+
+#[test]
+fn a_damaged_public_key_is_caught_at_evaluation() {
+    let cluster = Cluster::new();
+    let public = cluster.create_key();
+    let text = std::fs::read_to_string(cluster.inventory()).unwrap();
+    // Still a valid inventory for the loader's TOML reading, but not a key Nix can use.
+    std::fs::write(
+        cluster.inventory(),
+        text.replace(&public, &public[..public.len() - 5]),
+    )
+    .unwrap();
+    let v = evaluate(&cluster.inventory(), "{ }").unwrap();
+    let failed = v["failedAssertions"].as_array().unwrap();
+    assert!(
+        failed
+            .iter()
+            .any(|m| m.as_str().unwrap().contains("not a Nix public key")),
+        "{failed:?}"
+    );
+}

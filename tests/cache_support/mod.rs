@@ -1,0 +1,236 @@
+//! Shared by the cache_* tests: a scratch copy of the example cluster, the kubepki
+//! binary, and Debian's Nix 2.8 run against a private store under the test's tempdir.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The operator's TEST private key (its public half is the operator recipient in cluster.toml).
+pub fn operator_key() -> PathBuf {
+    Path::new(REPO).join("tests/keys/operator/id_ed25519")
+}
+
+/// Fails (never skips) when a real consumer is missing.
+pub fn require(tool: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{tool}` is not on PATH: install {package} (see .ci/run)"
+    );
+}
+
+/// A copy of `hosts/` (cluster.toml and the host public keys) in a fresh tempdir.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    pub fn new() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(&Path::new(REPO).join("hosts"), &dir.path().join("hosts"));
+        Cluster { dir }
+    }
+
+    pub fn inventory(&self) -> PathBuf {
+        self.dir.path().join("hosts/cluster.toml")
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    /// Runs kubepki with `-f <this inventory>` appended.
+    pub fn kubepki(&self, args: &[&str]) -> Output {
+        let inventory = self.inventory();
+        let mut all: Vec<&str> = args.to_vec();
+        all.push("-f");
+        all.push(inventory.to_str().unwrap());
+        kubepki(&all)
+    }
+
+    /// `kubepki cache-key --url …`, asserting success; returns the public key recorded.
+    pub fn create_key(&self) -> String {
+        let out = self.kubepki(&[
+            "cache-key",
+            "--url",
+            "s3://ducksnest-cache?region=ap-northeast-2",
+        ]);
+        assert_success(&out, "kubepki cache-key");
+        self.recorded_public_key()
+    }
+
+    pub fn recorded_public_key(&self) -> String {
+        let text = std::fs::read_to_string(self.inventory()).unwrap();
+        let doc: toml::Table = text.parse().unwrap();
+        doc["cache"]["public_key"].as_str().unwrap().to_string()
+    }
+
+    /// Opens the sealed key with the operator's test key into a file in this tempdir only.
+    pub fn decrypted_secret_file(&self) -> PathBuf {
+        let out = self.kubepki(&["cache", "secret", "-i", operator_key().to_str().unwrap()]);
+        assert_success(&out, "kubepki cache secret");
+        let path = self.path("signing.secret");
+        std::fs::write(&path, &out.stdout).unwrap();
+        path
+    }
+}
+
+pub fn kubepki(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kubepki"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+pub fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Debian's Nix 2.8 with a private chroot store (`local?root=…`): offline, no daemon, no /nix writes.
+pub struct Nix {
+    pub store: String,
+}
+
+impl Nix {
+    pub fn new(root: &Path) -> Nix {
+        require("nix", "nix-bin");
+        require("nix-store", "nix-bin");
+        Nix {
+            store: format!("local?root={}", root.display()),
+        }
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new("nix")
+            .args([
+                "--extra-experimental-features",
+                "nix-command",
+                "--option",
+                "substituters",
+                "",
+            ])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a `nix` subcommand against the private store and returns its trimmed stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let mut all = args.to_vec();
+        all.extend(["--store", &self.store]);
+        let out = self.run(&all);
+        assert_success(&out, &format!("nix {}", args.join(" ")));
+        stdout(&out).trim().to_string()
+    }
+
+    /// Adds two input-addressed paths, the second referring to the first; returns the second.
+    ///
+    /// `builtins.toFile` makes content-addressed paths, which Nix trusts without any
+    /// signature, so they would make signature checks vacuous. Like the outputs of a
+    /// NixOS build, these are input-addressed: made with `toFile` in a scratch store,
+    /// copied through an unsigned scratch cache with the `CA:` lines removed.
+    pub fn add_pair(&self, tag: &str) -> String {
+        let scratch_root = format!(
+            "{}-{tag}-scratch",
+            self.store.trim_start_matches("local?root=")
+        );
+        let scratch = Nix {
+            store: format!("local?root={scratch_root}"),
+        };
+        let expr = format!(
+            "let a = builtins.toFile \"{tag}-dep\" \"dependency {tag}\"; in builtins.toFile \"{tag}-top\" \"refers to ${{a}}\""
+        );
+        let path = scratch.ok(&["eval", "--raw", "--expr", &expr]);
+        let cache = PathBuf::from(format!("{scratch_root}-cache"));
+        scratch.copy_to_cache(&path, &cache, None);
+        for entry in std::fs::read_dir(&cache).unwrap() {
+            let narinfo = entry.unwrap().path();
+            if narinfo.extension().is_some_and(|e| e == "narinfo") {
+                let text = std::fs::read_to_string(&narinfo).unwrap();
+                let kept: String = text
+                    .lines()
+                    .filter(|l| !l.starts_with("CA:"))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                std::fs::write(&narinfo, kept).unwrap();
+            }
+        }
+        let from = format!("file://{}", cache.display());
+        self.ok(&["copy", "--no-check-sigs", "--from", &from, &path]);
+        let info = self.ok(&["path-info", "--json", &path]);
+        // Nix 2.8 prints an array and omits `ca`; newer releases print an object with `"ca": null`.
+        let json: serde_json::Value = serde_json::from_str(&info).unwrap();
+        let entries: Vec<&serde_json::Value> = match &json {
+            serde_json::Value::Array(items) => items.iter().collect(),
+            serde_json::Value::Object(map) => map.values().collect(),
+            other => panic!("unexpected path-info output {other}"),
+        };
+        assert!(!entries.is_empty(), "{info}");
+        for entry in entries {
+            assert!(
+                entry.get("ca").is_none_or(serde_json::Value::is_null),
+                "{path} is still content-addressed: {info}"
+            );
+        }
+        path
+    }
+
+    /// Copies `path` and its closure into a `file://` binary cache, signed with `secret_key` if given.
+    pub fn copy_to_cache(&self, path: &str, cache: &Path, secret_key: Option<&Path>) {
+        let mut url = format!("file://{}?compression=zstd", cache.display());
+        if let Some(key) = secret_key {
+            url.push_str(&format!("&secret-key={}", key.display()));
+        }
+        self.ok(&["copy", "--to", &url, path]);
+    }
+
+    /// `nix-store --generate-binary-cache-key NAME sec pub`: returns (secret file, public key).
+    pub fn generate_key(&self, name: &str, dir: &Path) -> (PathBuf, String) {
+        let secret = dir.join(format!("{name}.sec"));
+        let public = dir.join(format!("{name}.pub"));
+        let out = Command::new("nix-store")
+            .arg("--generate-binary-cache-key")
+            .arg(name)
+            .arg(&secret)
+            .arg(&public)
+            .output()
+            .unwrap();
+        assert_success(&out, "nix-store --generate-binary-cache-key");
+        (
+            secret,
+            std::fs::read_to_string(public).unwrap().trim().to_string(),
+        )
+    }
+}
