@@ -8,9 +8,12 @@ pub enum Error {
     Inventory(#[from] InventoryErrors),
     #[error("{0}")]
     Activate(#[from] crate::activate::ActivateError),
+    #[error("{0}")]
     Cache(#[from] crate::cache::CacheError),
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Calico(#[from] crate::calico::CalicoError),
     #[error("{0}")]
     Issue(#[from] crate::issue::IssueError),
     #[error("{0}")]
@@ -19,6 +22,7 @@ pub enum Error {
     Bundle(#[from] crate::bundle::BundleError),
     #[error("{0}")]
     Kubeconfig(#[from] crate::kubeconfig::operator::KubeconfigError),
+    #[error("{0}")]
     Calico(#[from] crate::calico::CalicoError),
     #[error("`kubepki {0}` is not built yet")]
     NotYet(&'static str),

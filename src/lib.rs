@@ -18,8 +18,8 @@ pub mod plan;
 pub mod seal;
 
 pub mod atomic;
-pub mod calico;
 pub mod cache;
+pub mod calico;
 pub mod cli;
 mod error;
 
