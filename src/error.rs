@@ -7,14 +7,6 @@ pub enum Error {
     #[error("{0}")]
     Inventory(#[from] InventoryErrors),
     #[error("{0}")]
-    Activate(#[from] crate::activate::ActivateError),
-    #[error("{0}")]
-    Cache(#[from] crate::cache::CacheError),
-    #[error("cannot write JSON: {0}")]
-    Json(#[from] serde_json::Error),
-    #[error("{0}")]
-    Calico(#[from] crate::calico::CalicoError),
-    #[error("{0}")]
     Issue(#[from] crate::issue::IssueError),
     #[error("{0}")]
     Seal(#[from] crate::seal::SealError),
@@ -23,7 +15,13 @@ pub enum Error {
     #[error("{0}")]
     Kubeconfig(#[from] crate::kubeconfig::operator::KubeconfigError),
     #[error("{0}")]
+    Activate(#[from] crate::activate::ActivateError),
+    #[error("{0}")]
     Calico(#[from] crate::calico::CalicoError),
+    #[error("{0}")]
+    Cache(#[from] crate::cache::CacheError),
+    #[error("cannot write JSON: {0}")]
+    Json(#[from] serde_json::Error),
     #[error("`kubepki {0}` is not built yet")]
     NotYet(&'static str),
 }
