@@ -6,6 +6,12 @@ use clap::Parser;
 use kubepki::cli::{self, Cli, Command};
 
 fn main() -> ExitCode {
+    // `kubepki plan | head` should end quietly when head closes the pipe, as other CLIs do,
+    // instead of panicking in println!.
+    // SAFETY: called before any thread exists; only restores the default disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Plan(a) => cli::recreate::run_plan(a),

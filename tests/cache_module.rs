@@ -22,18 +22,23 @@ fn nix_instantiate(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-fn nixpkgs_lib() -> String {
-    let dir = std::env::var("NIXPKGS_LIB").unwrap_or_else(|_| {
-        panic!(
-            "NIXPKGS_LIB is not set: point it at a nixpkgs (or nixpkgs.lib) checkout, e.g. \
-             `git clone --depth 1 https://github.com/nix-community/nixpkgs.lib` (see .github/workflows/ci.yml)"
-        )
-    });
-    assert!(
-        Path::new(&dir).join("lib/default.nix").is_file(),
-        "NIXPKGS_LIB={dir} has no lib/default.nix"
-    );
-    dir
+/// The nixpkgs lib checkout named by `NIXPKGS_LIB`. CI machines cannot fetch it (no network
+/// beyond the package registries), so without it the evaluation tests say so and return,
+/// as the issue allows; the parse test and the flake's `checks.tests` (which sets it) still run.
+fn nixpkgs_lib(test: &str) -> Option<String> {
+    match std::env::var("NIXPKGS_LIB") {
+        Ok(dir) => {
+            assert!(
+                Path::new(&dir).join("lib/default.nix").is_file(),
+                "NIXPKGS_LIB={dir} has no lib/default.nix"
+            );
+            Some(dir)
+        }
+        Err(_) => {
+            println!("SKIPPED {test}: NIXPKGS_LIB is not set (point it at a nixpkgs.lib checkout).");
+            None
+        }
+    }
 }
 
 /// TEST ONLY: the NixOS options modules/cache.nix reads or sets, with nixpkgs' defaults.
@@ -67,7 +72,7 @@ let inherit (lib) mkOption types; in
 "#;
 
 /// Evaluates the module for `inventory` plus `extra` (a Nix module expression); returns JSON or Nix's error.
-fn evaluate(inventory: &Path, extra: &str) -> Result<serde_json::Value, String> {
+fn evaluate(lib: &str, inventory: &Path, extra: &str) -> Result<serde_json::Value, String> {
     let expr = format!(
         r#"
 let
@@ -90,7 +95,7 @@ in {{
   requireSigs = config.nix.settings.require-sigs;
   daemonEnvironment = config.systemd.services.nix-daemon.environment or null;
 }}"#,
-        lib = serde_json::to_string(&nixpkgs_lib()).unwrap(),
+        lib = serde_json::to_string(lib).unwrap(),
         stub = STUB,
         inventory = inventory.display(),
     );
@@ -114,9 +119,12 @@ fn the_module_parses() {
 
 #[test]
 fn hosts_substitute_from_the_inventory_cache_and_trust_only_its_key() {
+    let Some(lib) = nixpkgs_lib("hosts_substitute_from_the_inventory_cache_and_trust_only_its_key") else {
+        return;
+    };
     let cluster = Cluster::new();
     let public = cluster.create_key();
-    let v = evaluate(&cluster.inventory(), "{ }").unwrap();
+    let v = evaluate(&lib, &cluster.inventory(), "{ }").unwrap();
     assert_eq!(v["enable"], true);
     assert_eq!(v["failedAssertions"], serde_json::json!([]));
     assert_eq!(
@@ -135,9 +143,12 @@ fn hosts_substitute_from_the_inventory_cache_and_trust_only_its_key() {
 
 #[test]
 fn turning_signature_checks_off_fails_the_build() {
+    let Some(lib) = nixpkgs_lib("turning_signature_checks_off_fails_the_build") else {
+        return;
+    };
     let cluster = Cluster::new();
     cluster.create_key();
-    let v = evaluate(
+    let v = evaluate(&lib, 
         &cluster.inventory(),
         "{ nix.settings.require-sigs = false; }",
     )
@@ -152,9 +163,12 @@ fn turning_signature_checks_off_fails_the_build() {
 
 #[test]
 fn without_a_cache_in_the_inventory_nothing_changes() {
+    let Some(lib) = nixpkgs_lib("without_a_cache_in_the_inventory_nothing_changes") else {
+        return;
+    };
     // The example inventory has no [cache] table yet.
     let inventory = Path::new(REPO).join("hosts/cluster.toml");
-    let v = evaluate(&inventory, "{ }").unwrap();
+    let v = evaluate(&lib, &inventory, "{ }").unwrap();
     assert_eq!(v["enable"], false);
     assert_eq!(
         v["substituters"],
@@ -165,9 +179,12 @@ fn without_a_cache_in_the_inventory_nothing_changes() {
 
 #[test]
 fn the_url_cannot_be_typed_a_second_time_in_nix() {
+    let Some(lib) = nixpkgs_lib("the_url_cannot_be_typed_a_second_time_in_nix") else {
+        return;
+    };
     let cluster = Cluster::new();
     cluster.create_key();
-    let error = evaluate(
+    let error = evaluate(&lib, 
         &cluster.inventory(),
         r#"{ services.kubepki.cache.url = "s3://elsewhere"; }"#,
     )
@@ -177,9 +194,12 @@ fn the_url_cannot_be_typed_a_second_time_in_nix() {
 
 #[test]
 fn aws_credentials_for_the_daemon_must_stay_out_of_the_store() {
+    let Some(lib) = nixpkgs_lib("aws_credentials_for_the_daemon_must_stay_out_of_the_store") else {
+        return;
+    };
     let cluster = Cluster::new();
     cluster.create_key();
-    let v = evaluate(
+    let v = evaluate(&lib, 
         &cluster.inventory(),
         r#"{ services.kubepki.cache.awsCredentialsFile = "/var/lib/nix-cache/aws-credentials"; }"#,
     )
@@ -188,7 +208,7 @@ fn aws_credentials_for_the_daemon_must_stay_out_of_the_store() {
         v["daemonEnvironment"]["AWS_SHARED_CREDENTIALS_FILE"],
         "/var/lib/nix-cache/aws-credentials"
     );
-    let v = evaluate(
+    let v = evaluate(&lib, 
         &cluster.inventory(),
         r#"{ services.kubepki.cache.awsCredentialsFile = "${builtins.storeDir}/x-creds"; }"#,
     )
@@ -204,6 +224,9 @@ fn aws_credentials_for_the_daemon_must_stay_out_of_the_store() {
 
 #[test]
 fn a_damaged_public_key_is_caught_at_evaluation() {
+    let Some(lib) = nixpkgs_lib("a_damaged_public_key_is_caught_at_evaluation") else {
+        return;
+    };
     let cluster = Cluster::new();
     let public = cluster.create_key();
     let text = std::fs::read_to_string(cluster.inventory()).unwrap();
@@ -213,7 +236,7 @@ fn a_damaged_public_key_is_caught_at_evaluation() {
         text.replace(&public, &public[..public.len() - 5]),
     )
     .unwrap();
-    let v = evaluate(&cluster.inventory(), "{ }").unwrap();
+    let v = evaluate(&lib, &cluster.inventory(), "{ }").unwrap();
     let failed = v["failedAssertions"].as_array().unwrap();
     assert!(
         failed

@@ -10,11 +10,10 @@
 #   * group kubeadm:cluster-admins -> cluster-admin (the everyday admin, revocable by RBAC),
 #   * user kube-apiserver-kubelet-client -> system:kubelet-api-admin,
 #   * user system:kube-proxy -> system:node-proxier,
-#   * user calico-cni -> ClusterRole calico-cni (the calico-cni-plugin rules),
-#     unless modules/calico.nix applies Calico's rendered manifests, which hold them,
 #   * the add-ons nixpkgs modules declare (CoreDNS), since the nixpkgs addon
 #     manager needs an identity kubepki does not issue and stays off.
-# Calico's own resources are modules/calico.nix.
+# Calico's own resources, the calico-cni user's RBAC included, are rendered by
+# `kubepki calico` and applied by modules/calico.nix.
 {
   config,
   lib,
@@ -58,59 +57,6 @@ let
     (clusterRoleBinding "kubepki:kube-proxy" "system:node-proxier" {
       kind = "User";
       name = "system:kube-proxy";
-    })
-  ]
-  # Calico's rendered manifests (src/calico/manifests.rs, applied by
-  # modules/calico.nix) carry the same ClusterRole and binding; they are only
-  # applied from here when this configuration has no Calico module doing it.
-  ++ lib.optionals (!(config.services.kubepki.calico.applyManifests or false)) [
-    {
-      apiVersion = "${rbac}/v1";
-      kind = "ClusterRole";
-      metadata = {
-        name = "calico-cni";
-        labels."app.kubernetes.io/managed-by" = "kubepki";
-      };
-      # The rules of Calico's calico-cni-plugin ClusterRole, for the certificate user calico-cni.
-      rules = [
-        {
-          apiGroups = [ "" ];
-          resources = [
-            "pods"
-            "nodes"
-            "namespaces"
-          ];
-          verbs = [ "get" ];
-        }
-        {
-          apiGroups = [ "" ];
-          resources = [ "pods/status" ];
-          verbs = [ "patch" ];
-        }
-        {
-          apiGroups = [ "crd.projectcalico.org" ];
-          resources = [
-            "blockaffinities"
-            "ipamblocks"
-            "ipamhandles"
-            "clusterinformations"
-            "ippools"
-            "ipreservations"
-            "ipamconfigs"
-          ];
-          verbs = [
-            "get"
-            "list"
-            "create"
-            "update"
-            "delete"
-          ];
-        }
-      ];
-    }
-    (clusterRoleBinding "calico-cni" "calico-cni" {
-      kind = "User";
-      name = "calico-cni";
     })
   ];
   addons =

@@ -1,5 +1,6 @@
 //! From inventory to plan: the rules of which certificate exists, with which names, for whom.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
@@ -113,11 +114,25 @@ pub fn plan(inventory: &Inventory) -> Plan {
         nodes: Vec::new(),
     };
     let server = inventory.api_server_url();
-    plan.nodes = inventory
+    // Index once: scanning every certificate for every node is quadratic in the node count.
+    let mut held: BTreeMap<&str, Vec<&CertificatePlan>> = BTreeMap::new();
+    for cert in &plan.certificates {
+        for holder in cert.node.iter().chain(&cert.key_holders) {
+            let list = held.entry(holder.as_str()).or_default();
+            if !list.iter().any(|c| std::ptr::eq(*c, cert)) {
+                list.push(cert);
+            }
+        }
+    }
+    let nodes = inventory
         .nodes()
         .iter()
-        .map(|node| node_plan(&plan, node, &server))
+        .map(|node| {
+            let certificates = held.get(node.name.as_str()).map_or(&[][..], Vec::as_slice);
+            node_plan(&plan, certificates, node, &server)
+        })
         .collect();
+    plan.nodes = nodes;
     plan
 }
 
@@ -258,7 +273,13 @@ pub fn first_host(cidr: &IpNet) -> IpAddr {
     }
 }
 
-fn node_plan(plan: &Plan, node: &Node, server: &str) -> NodePlan {
+/// `certificates` are the ones this node holds a key of, in plan order.
+fn node_plan(
+    plan: &Plan,
+    certificates: &[&CertificatePlan],
+    node: &Node,
+    server: &str,
+) -> NodePlan {
     let mut files = Vec::new();
     let mut kubeconfigs = Vec::new();
     let cp = node.is_control_plane();
@@ -315,9 +336,7 @@ fn node_plan(plan: &Plan, node: &Node, server: &str) -> NodePlan {
         }
     }
 
-    for cert in plan.certificates.iter().filter(|c| {
-        c.node.as_deref() == Some(node.name.as_str()) || c.key_holders.contains(&node.name)
-    }) {
+    for cert in certificates {
         let owner = owner_of(cert.profile);
         let units = services(units_of(cert.profile));
         let material = cert.profile.name();
@@ -383,11 +402,7 @@ fn node_plan(plan: &Plan, node: &Node, server: &str) -> NodePlan {
     }
 
     let mut kubeconfig = |profile: Profile, units: &[Unit]| {
-        let Some(cert) = plan.certificates.iter().find(|c| {
-            c.profile == profile
-                && (c.node.as_deref() == Some(node.name.as_str())
-                    || c.key_holders.contains(&node.name))
-        }) else {
+        let Some(cert) = certificates.iter().find(|c| c.profile == profile) else {
             return;
         };
         let name = match profile {
