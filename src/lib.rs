@@ -11,6 +11,7 @@
 
 pub mod inventory;
 pub mod plan;
+pub mod publish;
 
 pub mod atomic;
 pub mod cli;
