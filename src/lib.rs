@@ -10,6 +10,7 @@
 //! git and activation live at the edges.
 
 pub mod inventory;
+pub mod lifecycle;
 pub mod plan;
 pub mod publish;
 
