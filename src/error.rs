@@ -9,6 +9,12 @@ pub enum Error {
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error("{0}")]
+    Issue(#[from] crate::issue::IssueError),
+    #[error("{0}")]
+    Seal(#[from] crate::seal::SealError),
+    #[error("{0}")]
+    Bundle(#[from] crate::bundle::BundleError),
+    #[error("{0}")]
     Publish(#[from] crate::publish::PublishError),
     #[error("{0}")]
     Lifecycle(#[from] crate::lifecycle::LifecycleError),

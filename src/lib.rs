@@ -9,10 +9,13 @@
 //! signed Nix binary cache. The core (inventory to materials) is pure; files,
 //! git and activation live at the edges.
 
+pub mod bundle;
 pub mod inventory;
+pub mod issue;
 pub mod lifecycle;
 pub mod plan;
 pub mod publish;
+pub mod seal;
 
 pub mod atomic;
 pub mod cli;

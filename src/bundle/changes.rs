@@ -1,0 +1,238 @@
+//! What a run must change: a pure function from (plan, manifest, recipients, now) to [`Changes`].
+//!
+//! Nothing here reads files, decrypts or signs; the writer in
+//! [`super::reconcile`] and the lifecycle commands (`plan`, `check`, `renew`,
+//! CA rotation) all act on this one decision. A certificate is kept when its
+//! inputs are unchanged, its issuer is the signing CA of its authority, and
+//! it is outside the renewal window; a sealed key is re-sealed when its
+//! recipients changed; files no longer planned are removed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::manifest::{CertificateInputs, FileEntry, InputPart, Manifest};
+use crate::plan::{Authority, Plan};
+use crate::seal::Keyring;
+
+/// Why a certificate is issued again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "kebab-case")]
+pub enum Reason {
+    /// Its subject, SANs, usages, issuer, algorithm or validity changed.
+    InputsChanged { parts: Vec<InputPart> },
+    /// It expires inside the renewal window.
+    Expiring { not_after: String },
+    /// It was signed by a CA that is no longer the signing CA of its authority.
+    IssuerChanged,
+    /// `--force` (or `renew`) asked for it.
+    Forced,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::InputsChanged { parts } if parts.is_empty() => f.write_str("inputs changed"),
+            Reason::InputsChanged { parts } => {
+                let names: Vec<&str> = parts.iter().map(|p| p.label()).collect();
+                write!(f, "inputs changed: {}", names.join(", "))
+            }
+            Reason::Expiring { not_after } => write!(f, "expiring (not after {not_after})"),
+            Reason::IssuerChanged => f.write_str("issuer changed"),
+            Reason::Forced => f.write_str("forced"),
+        }
+    }
+}
+
+/// How to decide; the defaults are what `recreate` does.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeOptions {
+    /// Re-issue a certificate that expires within this many days.
+    pub renew_before_days: u32,
+    /// Re-issue every leaf certificate (CAs stay).
+    pub force: bool,
+    /// The signing CA per authority (`sha256:` fingerprint); by default the first
+    /// fingerprint of the manifest. CA rotation sets the new CA here, so every
+    /// leaf signed by the old one is re-issued.
+    pub signing: BTreeMap<Authority, String>,
+}
+
+/// Everything a run changes, by material id (`ca/<authority>`, a certificate id, a secret id).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Changes {
+    /// Material that does not exist yet.
+    pub added: Vec<String>,
+    /// Certificates issued again, with why.
+    pub reissued: Vec<(String, Reason)>,
+    /// Material whose key is sealed again to a changed recipient set (the certificate stays).
+    pub resealed: Vec<String>,
+    /// Bundle files no longer planned (a removed node's, for instance).
+    pub removed: Vec<String>,
+    /// Material left exactly as it is.
+    pub kept: Vec<String>,
+    /// The manifest's node descriptions or header differ from the plan's.
+    pub manifest_changed: bool,
+}
+
+impl Changes {
+    /// Nothing to write at all.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.reissued.is_empty()
+            && self.resealed.is_empty()
+            && self.removed.is_empty()
+            && !self.manifest_changed
+    }
+
+    /// Whether material `id` gets new key and certificate (added or re-issued).
+    pub fn is_issued(&self, id: &str) -> bool {
+        self.added.iter().any(|a| a == id) || self.reissued.iter().any(|(r, _)| r == id)
+    }
+
+    pub fn is_resealed(&self, id: &str) -> bool {
+        self.resealed.iter().any(|r| r == id)
+    }
+}
+
+/// The material id of an authority: `ca/<name>`.
+pub fn authority_id(authority: Authority) -> String {
+    format!("ca/{}", authority.name())
+}
+
+/// Decides what changes between `manifest` (the bundle as it is, `None` if there is none) and `plan`.
+pub fn compute(
+    plan: &Plan,
+    manifest: Option<&Manifest>,
+    keyring: &Keyring,
+    now: OffsetDateTime,
+    options: &ChangeOptions,
+) -> Changes {
+    let mut changes = Changes::default();
+    let empty = Manifest {
+        format: super::manifest::FORMAT,
+        cluster: String::new(),
+        algorithm: plan.algorithm,
+        authorities: BTreeMap::new(),
+        files: BTreeMap::new(),
+        nodes: BTreeMap::new(),
+    };
+    let old = manifest.unwrap_or(&empty);
+    let mut planned: BTreeSet<&str> = BTreeSet::new();
+
+    let sealed_changed = |key_file: &str, holders: &[String]| -> bool {
+        old.sealed_key(key_file)
+            .is_none_or(|e| e.recipients_sha256 != keyring.summary(holders).sha256)
+    };
+
+    // Authorities: kept when present; only their key may be re-sealed.
+    let mut signing: BTreeMap<Authority, Option<String>> = BTreeMap::new();
+    for authority in &plan.authorities {
+        let id = authority_id(authority.authority);
+        planned.insert(&authority.cert_file);
+        planned.insert(&authority.key_file);
+        let present = old.authorities.get(&authority.authority).filter(|_| {
+            matches!(
+                old.files.get(&authority.cert_file),
+                Some(FileEntry::TrustBundle(_))
+            ) && old.sealed_key(&authority.key_file).is_some()
+        });
+        match present {
+            None => {
+                changes.added.push(id);
+                signing.insert(authority.authority, None);
+            }
+            Some(entry) => {
+                let fingerprint = options
+                    .signing
+                    .get(&authority.authority)
+                    .cloned()
+                    .or_else(|| entry.signing_fingerprint().map(str::to_string));
+                signing.insert(authority.authority, fingerprint);
+                if sealed_changed(&authority.key_file, &authority.key_holders) {
+                    changes.resealed.push(id);
+                } else {
+                    changes.kept.push(id);
+                }
+            }
+        }
+    }
+
+    let renew_before = time::Duration::days(i64::from(options.renew_before_days));
+    for certificate in &plan.certificates {
+        planned.insert(&certificate.cert_file);
+        planned.insert(&certificate.key_file);
+        let id = certificate.id.clone();
+        let (Some(entry), Some(_)) = (
+            old.certificate(&certificate.cert_file),
+            old.sealed_key(&certificate.key_file),
+        ) else {
+            changes.added.push(id);
+            continue;
+        };
+        let inputs = CertificateInputs::of(plan, certificate);
+        let signing_fingerprint = signing.get(&certificate.issuer).cloned().flatten();
+        let reason = if entry.inputs != inputs.digest() {
+            let now_parts = inputs.parts();
+            let parts = InputPart::ALL
+                .into_iter()
+                .filter(|p| entry.input_parts.get(p.name()) != now_parts.get(p.name()))
+                .collect();
+            Some(Reason::InputsChanged { parts })
+        } else if signing_fingerprint.as_deref() != Some(entry.issuer_fingerprint.as_str()) {
+            Some(Reason::IssuerChanged)
+        } else if OffsetDateTime::parse(&entry.not_after, &Rfc3339)
+            .map_or(true, |not_after| not_after - now < renew_before)
+        {
+            Some(Reason::Expiring {
+                not_after: entry.not_after.clone(),
+            })
+        } else if options.force {
+            Some(Reason::Forced)
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => changes.reissued.push((id, reason)),
+            None if sealed_changed(&certificate.key_file, &certificate.key_holders) => {
+                changes.resealed.push(id)
+            }
+            None => changes.kept.push(id),
+        }
+    }
+
+    for secret in &plan.secrets {
+        planned.insert(&secret.key_file);
+        if let Some(public) = &secret.public_file {
+            planned.insert(public);
+        }
+        let present = old.sealed_key(&secret.key_file).is_some()
+            && secret
+                .public_file
+                .as_ref()
+                .is_none_or(|p| matches!(old.files.get(p), Some(FileEntry::PublicKey(_))));
+        if !present {
+            changes.added.push(secret.id.clone());
+        } else if sealed_changed(&secret.key_file, &secret.key_holders) {
+            changes.resealed.push(secret.id.clone());
+        } else {
+            changes.kept.push(secret.id.clone());
+        }
+    }
+
+    changes.removed = old
+        .files
+        .keys()
+        .filter(|path| !planned.contains(path.as_str()))
+        .cloned()
+        .collect();
+    changes.manifest_changed = manifest.is_none_or(|m| {
+        m.format != super::manifest::FORMAT
+            || m.cluster != plan.cluster
+            || m.algorithm != plan.algorithm
+            || m.nodes != Manifest::nodes_of(plan)
+    });
+    changes
+}

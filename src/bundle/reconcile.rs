@@ -1,0 +1,534 @@
+//! `kubepki recreate`: bring the bundle in line with the plan, touching only what changed.
+//!
+//! Order of effects: decide ([`super::compute`]), unseal what must be reused
+//! (CA keys to sign with, keys to re-seal), issue, seal, then write the
+//! whole new bundle through a [`Transaction`] and finally record the CA pins
+//! in the inventory. Validation and every cryptographic step happen before
+//! the first byte is written, so a failure leaves the old bundle untouched.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use zeroize::Zeroizing;
+
+use super::BundleError;
+use super::changes::{ChangeOptions, Changes, authority_id, compute};
+use super::manifest::{
+    AuthorityEntry, CertificateEntry, CertificateInputs, FileEntry, Manifest, PublicKeyEntry,
+    SealedKeyEntry, TrustBundleEntry,
+};
+use super::store::{Bundle, BundleLock, Transaction};
+use crate::Error;
+use crate::inventory::Inventory;
+use crate::issue::{
+    CaCertificate, IssuedCertificate, IssuedSecret, PrivateKey, SigningAuthority, issue_authority,
+    issue_leaves, issue_secret,
+};
+use crate::plan::{Authority, Plan, plan};
+use crate::seal::{Identities, Keyring, unseal_named};
+
+/// How `recreate` runs.
+#[derive(Debug, Clone, Default)]
+pub struct RecreateOptions {
+    /// Re-issue every leaf certificate (the CAs stay).
+    pub force: bool,
+    /// Identities that can decrypt CA keys and keys to re-seal; empty: the defaults
+    /// (`$AGE_IDENTITY`, `~/.ssh/id_ed25519`, `~/.ssh/id_rsa`, `~/.config/age/keys.txt`).
+    pub identities: Vec<PathBuf>,
+    /// The time to issue at; `None` is now.
+    pub now: Option<OffsetDateTime>,
+    /// The signing CA per authority (fingerprint), for CA rotation; default: the manifest's first.
+    pub signing: BTreeMap<Authority, String>,
+    /// Do not record the CA pins in the inventory.
+    pub skip_pins: bool,
+    /// Testing hook: stop as if killed after this many filesystem steps.
+    #[doc(hidden)]
+    pub fault_after_writes: Option<usize>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub bundle_dir: PathBuf,
+    pub changes: Changes,
+    /// Whether the bundle folder was replaced (false: nothing to do).
+    pub written: bool,
+    /// Whether `[pki.pins]` of the inventory was updated.
+    pub pins_recorded: bool,
+}
+
+fn now_or(options_now: Option<OffsetDateTime>) -> OffsetDateTime {
+    let now = options_now.unwrap_or_else(OffsetDateTime::now_utc);
+    now.replace_nanosecond(0).unwrap_or(now)
+}
+
+fn change_options(inventory: &Inventory, options: &RecreateOptions) -> ChangeOptions {
+    ChangeOptions {
+        renew_before_days: inventory.spec.pki.renew_before_days,
+        force: options.force,
+        signing: options.signing.clone(),
+    }
+}
+
+/// What `recreate` would change now, without taking the lock or writing anything.
+pub fn pending_changes(
+    inventory: &Inventory,
+    options: &RecreateOptions,
+) -> Result<(Option<Bundle>, Changes), Error> {
+    let plan = plan(inventory);
+    let keyring = Keyring::from_inventory(inventory)?;
+    let bundle = Bundle::open_if_exists(&inventory.bundle_dir())?;
+    let changes = compute(
+        &plan,
+        bundle.as_ref().map(|b| &b.manifest),
+        &keyring,
+        now_or(options.now),
+        &change_options(inventory, options),
+    );
+    Ok((bundle, changes))
+}
+
+/// Issues, seals and writes whatever the plan needs that the bundle lacks; see the module docs.
+pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outcome, Error> {
+    let plan = plan(inventory);
+    let keyring = Keyring::from_inventory(inventory)?;
+    let now = now_or(options.now);
+    let dir = inventory.bundle_dir();
+    let lock = BundleLock::acquire(&dir)?;
+    let old = Bundle::open_if_exists(&dir)?;
+    let changes = compute(
+        &plan,
+        old.as_ref().map(|b| &b.manifest),
+        &keyring,
+        now,
+        &change_options(inventory, options),
+    );
+    if changes.is_empty() {
+        let pins_recorded = !options.skip_pins
+            && match &old {
+                Some(bundle) => record_pins(inventory, &bundle.manifest)?,
+                None => false,
+            };
+        return Ok(Outcome {
+            bundle_dir: dir,
+            changes,
+            written: false,
+            pins_recorded,
+        });
+    }
+
+    let identities = LazyIdentities {
+        paths: &options.identities,
+        loaded: std::cell::OnceCell::new(),
+    };
+
+    // 1. The signing CAs: new ones are issued; existing ones are unsealed when needed.
+    let added_authorities: Vec<_> = plan
+        .authorities
+        .iter()
+        .filter(|a| changes.added.contains(&authority_id(a.authority)))
+        .collect();
+    let mut signers: BTreeMap<Authority, SigningAuthority> = added_authorities
+        .par_iter()
+        .map(|a| {
+            issue_authority(a, plan.algorithm, plan.ca_validity_days, now).map(|s| (a.authority, s))
+        })
+        .collect::<Result<_, _>>()?;
+    for authority in &plan.authorities {
+        let id = authority_id(authority.authority);
+        if signers.contains_key(&authority.authority) {
+            continue;
+        }
+        let needed = changes.is_resealed(&id)
+            || plan
+                .certificates
+                .iter()
+                .any(|c| c.issuer == authority.authority && changes.is_issued(&c.id));
+        if !needed {
+            continue;
+        }
+        let Some(bundle) = &old else { continue };
+        let signer = load_signer(
+            bundle,
+            authority.authority,
+            options.signing.get(&authority.authority),
+            identities.get()?,
+        )?;
+        signers.insert(authority.authority, signer);
+    }
+
+    // 2. Issue leaves and secrets.
+    let to_issue: Vec<_> = plan
+        .certificates
+        .iter()
+        .filter(|c| changes.is_issued(&c.id))
+        .collect();
+    let issued: BTreeMap<String, IssuedCertificate> = issue_leaves(
+        &to_issue,
+        &signers,
+        plan.algorithm,
+        plan.leaf_validity_days,
+        now,
+    )?
+    .into_iter()
+    .map(|c| (c.id.clone(), c))
+    .collect();
+    let secrets: BTreeMap<String, IssuedSecret> = plan
+        .secrets
+        .par_iter()
+        .filter(|s| changes.is_issued(&s.id))
+        .map(|s| issue_secret(s, plan.algorithm).map(|i| (i.id.clone(), i)))
+        .collect::<Result<_, _>>()?;
+
+    // 3. Gather every plaintext to seal: new keys, and old keys whose recipients changed.
+    let mut jobs: Vec<SealJob> = Vec::new();
+    let mut reseal_paths: Vec<(String, String, Vec<String>)> = Vec::new();
+    for authority in &plan.authorities {
+        let id = authority_id(authority.authority);
+        if changes.is_issued(&id) || changes.is_resealed(&id) {
+            let signer =
+                signers
+                    .get(&authority.authority)
+                    .ok_or_else(|| BundleError::NotInManifest {
+                        path: authority.key_file.clone(),
+                    })?;
+            jobs.push(SealJob {
+                key_file: authority.key_file.clone(),
+                holders: authority.key_holders.clone(),
+                plaintext: key_pem_bytes(signer.key()),
+            });
+        }
+    }
+    for certificate in &plan.certificates {
+        if let Some(issued) = issued.get(&certificate.id) {
+            jobs.push(SealJob {
+                key_file: certificate.key_file.clone(),
+                holders: certificate.key_holders.clone(),
+                plaintext: key_pem_bytes(&issued.key),
+            });
+        } else if changes.is_resealed(&certificate.id) {
+            reseal_paths.push((
+                certificate.id.clone(),
+                certificate.key_file.clone(),
+                certificate.key_holders.clone(),
+            ));
+        }
+    }
+    for secret in &plan.secrets {
+        if let Some(issued) = secrets.get(&secret.id) {
+            jobs.push(SealJob {
+                key_file: secret.key_file.clone(),
+                holders: secret.key_holders.clone(),
+                plaintext: issued.plaintext.clone(),
+            });
+        } else if changes.is_resealed(&secret.id) {
+            reseal_paths.push((
+                secret.id.clone(),
+                secret.key_file.clone(),
+                secret.key_holders.clone(),
+            ));
+        }
+    }
+    if !reseal_paths.is_empty()
+        && let Some(bundle) = &old
+    {
+        let ids = identities.get()?;
+        let unsealed: Vec<SealJob> = reseal_paths
+            .par_iter()
+            .map(|(_, key_file, holders)| {
+                let ciphertext = bundle.read(key_file)?;
+                let plaintext = unseal_named(&ciphertext, ids, key_file)?;
+                Ok(SealJob {
+                    key_file: key_file.clone(),
+                    holders: holders.clone(),
+                    plaintext,
+                })
+            })
+            .collect::<Result<_, Error>>()?;
+        jobs.extend(unsealed);
+    }
+
+    // 4. Seal in parallel.
+    let sealed: BTreeMap<String, (Vec<u8>, SealedKeyEntry)> = jobs
+        .par_iter()
+        .map(|job| {
+            let set = keyring.recipients_for(&job.holders, &job.key_file)?;
+            let bytes = set.seal(&job.plaintext, &job.key_file)?;
+            let entry = SealedKeyEntry {
+                sha256: sha256_hex(&bytes),
+                recipients: set.summary.labels.clone(),
+                recipients_sha256: set.summary.sha256.clone(),
+            };
+            Ok((job.key_file.clone(), (bytes, entry)))
+        })
+        .collect::<Result<_, Error>>()?;
+    drop(jobs);
+
+    // 5. Write the new bundle: kept files are linked, new ones written, manifest last.
+    let manifest = assemble(
+        &plan,
+        &changes,
+        old.as_ref(),
+        &signers,
+        &issued,
+        &secrets,
+        sealed,
+        &lock,
+        options.fault_after_writes,
+    )?;
+    let pins_recorded = !options.skip_pins && record_pins(inventory, &manifest)?;
+    Ok(Outcome {
+        bundle_dir: dir,
+        changes,
+        written: true,
+        pins_recorded,
+    })
+}
+
+/// The operator identities, loaded on first use: a run that unseals nothing needs none.
+struct LazyIdentities<'a> {
+    paths: &'a [PathBuf],
+    loaded: std::cell::OnceCell<Identities>,
+}
+
+impl LazyIdentities<'_> {
+    fn get(&self) -> Result<&Identities, Error> {
+        if self.loaded.get().is_none() {
+            let _ = self.loaded.set(Identities::load_or_default(self.paths)?);
+        }
+        self.loaded.get().ok_or_else(|| {
+            Error::Seal(crate::seal::SealError::NoIdentities {
+                tried: "nothing".into(),
+            })
+        })
+    }
+}
+
+struct SealJob {
+    key_file: String,
+    holders: Vec<String>,
+    plaintext: Zeroizing<Vec<u8>>,
+}
+
+fn key_pem_bytes(key: &PrivateKey) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(key.to_pem().as_bytes().to_vec())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Reads CA `authority` from the bundle and unseals its key.
+fn load_signer(
+    bundle: &Bundle,
+    authority: Authority,
+    signing: Option<&String>,
+    identities: &Identities,
+) -> Result<SigningAuthority, Error> {
+    let entry =
+        bundle
+            .manifest
+            .authorities
+            .get(&authority)
+            .ok_or_else(|| BundleError::NotInManifest {
+                path: format!("ca/{}", authority.name()),
+            })?;
+    let fingerprint = signing
+        .cloned()
+        .or_else(|| entry.signing_fingerprint().map(str::to_string))
+        .unwrap_or_default();
+    let certs = CaCertificate::from_pem_bundle(authority, &bundle.read(&entry.cert_file)?)?;
+    let certificate = certs
+        .into_iter()
+        .find(|c| c.fingerprint == fingerprint)
+        .ok_or_else(|| BundleError::NoSigningCertificate {
+            authority: authority.name().to_string(),
+            fingerprint: fingerprint.clone(),
+        })?;
+    let sealed = bundle.read(&entry.key_file)?;
+    let pem = unseal_named(&sealed, identities, &entry.key_file)?;
+    let key = PrivateKey::from_pem(&pem, authority.name())?;
+    Ok(SigningAuthority::new(certificate, key)?)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    plan: &Plan,
+    changes: &Changes,
+    old: Option<&Bundle>,
+    signers: &BTreeMap<Authority, SigningAuthority>,
+    issued: &BTreeMap<String, IssuedCertificate>,
+    secrets: &BTreeMap<String, IssuedSecret>,
+    mut sealed: BTreeMap<String, (Vec<u8>, SealedKeyEntry)>,
+    lock: &BundleLock,
+    fault_after: Option<usize>,
+) -> Result<Manifest, Error> {
+    let mut tx = Transaction::begin(lock)?;
+    tx.fail_after(fault_after);
+    let mut files: BTreeMap<String, FileEntry> = BTreeMap::new();
+    let mut authorities = BTreeMap::new();
+
+    // Carries `path` over from the old bundle, or writes its new sealed bytes.
+    let mut key_file = |tx: &mut Transaction<'_>,
+                        files: &mut BTreeMap<String, FileEntry>,
+                        path: &str|
+     -> Result<(), Error> {
+        if let Some((bytes, entry)) = sealed.remove(path) {
+            tx.write(path, &bytes)?;
+            files.insert(path.to_string(), FileEntry::SealedKey(entry));
+        } else {
+            keep(tx, files, old, path)?;
+        }
+        Ok(())
+    };
+
+    for authority in &plan.authorities {
+        let id = authority_id(authority.authority);
+        if changes.is_issued(&id) {
+            let signer =
+                signers
+                    .get(&authority.authority)
+                    .ok_or_else(|| BundleError::NotInManifest {
+                        path: authority.cert_file.clone(),
+                    })?;
+            let certificate = &signer.certificate;
+            let pem = certificate.pem();
+            tx.write(&authority.cert_file, pem.as_bytes())?;
+            files.insert(
+                authority.cert_file.clone(),
+                FileEntry::TrustBundle(TrustBundleEntry {
+                    sha256: sha256_hex(pem.as_bytes()),
+                    authority: authority.authority,
+                    fingerprints: vec![certificate.fingerprint.clone()],
+                }),
+            );
+            authorities.insert(
+                authority.authority,
+                AuthorityEntry {
+                    cert_file: authority.cert_file.clone(),
+                    key_file: authority.key_file.clone(),
+                    fingerprints: vec![certificate.fingerprint.clone()],
+                    not_after: rfc3339(certificate.not_after),
+                },
+            );
+        } else {
+            keep(&mut tx, &mut files, old, &authority.cert_file)?;
+            if let Some(entry) = old.and_then(|b| b.manifest.authorities.get(&authority.authority))
+            {
+                authorities.insert(authority.authority, entry.clone());
+            }
+        }
+        key_file(&mut tx, &mut files, &authority.key_file)?;
+    }
+
+    for certificate in &plan.certificates {
+        if let Some(new) = issued.get(&certificate.id) {
+            tx.write(&certificate.cert_file, new.pem.as_bytes())?;
+            let inputs = CertificateInputs::of(plan, certificate);
+            files.insert(
+                certificate.cert_file.clone(),
+                FileEntry::Certificate(CertificateEntry {
+                    sha256: sha256_hex(new.pem.as_bytes()),
+                    serial: new.serial.clone(),
+                    not_before: rfc3339(new.not_before),
+                    not_after: rfc3339(new.not_after),
+                    issuer: new.issuer,
+                    issuer_fingerprint: new.issuer_fingerprint.clone(),
+                    public_key_sha256: new.public_key_sha256.clone(),
+                    inputs: inputs.digest(),
+                    input_parts: inputs.parts(),
+                }),
+            );
+        } else {
+            keep(&mut tx, &mut files, old, &certificate.cert_file)?;
+        }
+        key_file(&mut tx, &mut files, &certificate.key_file)?;
+    }
+
+    for secret in &plan.secrets {
+        if let Some(public) = &secret.public_file {
+            match secrets.get(&secret.id).and_then(|s| s.public_pem.as_ref()) {
+                Some(pem) => {
+                    tx.write(public, pem.as_bytes())?;
+                    files.insert(
+                        public.clone(),
+                        FileEntry::PublicKey(PublicKeyEntry {
+                            sha256: sha256_hex(pem.as_bytes()),
+                        }),
+                    );
+                }
+                None => keep(&mut tx, &mut files, old, public)?,
+            }
+        }
+        key_file(&mut tx, &mut files, &secret.key_file)?;
+    }
+
+    let manifest = Manifest {
+        format: super::manifest::FORMAT,
+        cluster: plan.cluster.clone(),
+        algorithm: plan.algorithm,
+        authorities,
+        files,
+        nodes: Manifest::nodes_of(plan),
+    };
+    tx.commit(&manifest)?;
+    Ok(manifest)
+}
+
+/// Links an unchanged file from the old bundle and copies its manifest entry.
+fn keep(
+    tx: &mut Transaction<'_>,
+    files: &mut BTreeMap<String, FileEntry>,
+    old: Option<&Bundle>,
+    path: &str,
+) -> Result<(), Error> {
+    let entry = old
+        .and_then(|b| b.manifest.files.get(path))
+        .ok_or_else(|| BundleError::NotInManifest {
+            path: path.to_string(),
+        })?;
+    tx.keep(path)?;
+    files.insert(path.to_string(), entry.clone());
+    Ok(())
+}
+
+/// Writes the CA fingerprints into `[pki.pins]` of the inventory if they differ; returns whether it did.
+pub fn record_pins(inventory: &Inventory, manifest: &Manifest) -> Result<bool, Error> {
+    let wanted: BTreeMap<Authority, Vec<String>> = manifest
+        .authorities
+        .iter()
+        .map(|(a, e)| (*a, e.fingerprints.clone()))
+        .collect();
+    if inventory.spec.pki.pins == wanted {
+        return Ok(false);
+    }
+    let changed = crate::inventory::edit::update(&inventory.path, |doc| {
+        let pki = doc
+            .entry("pki")
+            .or_insert_with(toml_edit::table)
+            .as_table_mut();
+        let Some(pki) = pki else { return };
+        let pins = pki.entry("pins").or_insert_with(toml_edit::table);
+        let Some(pins) = pins.as_table_mut() else {
+            return;
+        };
+        pins.clear();
+        for (authority, fingerprints) in &wanted {
+            let mut array = toml_edit::Array::new();
+            for fingerprint in fingerprints {
+                array.push(fingerprint.as_str());
+            }
+            pins.insert(authority.name(), toml_edit::value(array));
+        }
+    })
+    .map_err(BundleError::from)?;
+    Ok(changed)
+}

@@ -1,0 +1,397 @@
+//! The bundle folder on disk: reading and verifying it, and replacing it all at once.
+//!
+//! A new bundle is built in a staging folder next to the old one
+//! (`.<name>.kubepki-staging`): unchanged files are hard-linked from the old
+//! bundle (so they keep their mtime), new ones written, the manifest last,
+//! everything synced, then the two folders are exchanged atomically
+//! (`renameat2(RENAME_EXCHANGE)`; where the filesystem lacks it, two renames
+//! via `.<name>.kubepki-old`, repaired at the next start). A run killed at any
+//! point leaves the old bundle or the new one. A lock file
+//! (`.<name>.kubepki-lock`) keeps two runs from interleaving. This module
+//! knows nothing about certificates; it moves bytes and checks digests.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::BundleError;
+use super::manifest::{MANIFEST_FILE, Manifest};
+
+/// A bundle as it is on disk.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl Bundle {
+    /// Reads `dir/manifest.json`. Does not check file digests; see [`Bundle::verify`].
+    pub fn open(dir: &Path) -> Result<Bundle, BundleError> {
+        let path = dir.join(MANIFEST_FILE);
+        let bytes = fs::read(&path).map_err(|source| BundleError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let manifest = Manifest::from_json(&bytes).map_err(|e| BundleError::BadManifest {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        if manifest.format != super::manifest::FORMAT {
+            return Err(BundleError::BadManifest {
+                path: path.display().to_string(),
+                reason: format!(
+                    "format {} is not the supported format {}",
+                    manifest.format,
+                    super::manifest::FORMAT
+                ),
+            });
+        }
+        Ok(Bundle {
+            dir: dir.to_path_buf(),
+            manifest,
+        })
+    }
+
+    /// [`Bundle::open`], or `None` when the folder has no manifest yet.
+    pub fn open_if_exists(dir: &Path) -> Result<Option<Bundle>, BundleError> {
+        if dir.join(MANIFEST_FILE).exists() {
+            Bundle::open(dir).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The bytes of bundle file `path`, checked against the manifest's digest.
+    pub fn read(&self, path: &str) -> Result<Vec<u8>, BundleError> {
+        let full = self.dir.join(path);
+        let entry = self
+            .manifest
+            .files
+            .get(path)
+            .ok_or_else(|| BundleError::NotInManifest {
+                path: full.display().to_string(),
+            })?;
+        let bytes = fs::read(&full).map_err(|source| BundleError::Read {
+            path: full.display().to_string(),
+            source,
+        })?;
+        let actual = hex::encode(Sha256::digest(&bytes));
+        if actual != entry.sha256() {
+            return Err(BundleError::DigestMismatch {
+                path: full.display().to_string(),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Checks that every file of the manifest exists with its recorded SHA-256.
+    pub fn verify(&self) -> Result<(), BundleError> {
+        use rayon::prelude::*;
+        self.manifest
+            .files
+            .par_iter()
+            .try_for_each(|(path, _)| self.read(path).map(|_| ()))
+    }
+}
+
+/// Names of the helper paths beside a bundle folder.
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "bundle".into());
+    dir.with_file_name(format!(".{name}.kubepki-{suffix}"))
+}
+
+/// An exclusive hold on a bundle folder for the life of a run.
+#[derive(Debug)]
+pub struct BundleLock {
+    dir: PathBuf,
+    file: File,
+}
+
+impl BundleLock {
+    /// Takes the lock, or fails naming the run that holds it; then repairs what a killed run left.
+    pub fn acquire(dir: &Path) -> Result<BundleLock, BundleError> {
+        let path = sibling(dir, "lock");
+        let shown = path.display().to_string();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(|source| BundleError::Write {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|source| BundleError::Write {
+                path: shown.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                return Err(BundleError::Locked {
+                    path: shown,
+                    holder: holder.trim().to_string(),
+                });
+            }
+            Err(fs::TryLockError::Error(source)) => {
+                return Err(BundleError::Write {
+                    path: shown,
+                    source,
+                });
+            }
+        }
+        let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let holder = format!(
+            "kubepki pid {} on {} since {}\n",
+            std::process::id(),
+            host.trim(),
+            time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        );
+        let _ = file
+            .set_len(0)
+            .and_then(|_| file.write_all(holder.as_bytes()));
+        let lock = BundleLock {
+            dir: dir.to_path_buf(),
+            file,
+        };
+        lock.recover()?;
+        Ok(lock)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Finishes or undoes what a killed run left: a staging folder, or a half-done two-rename swap.
+    fn recover(&self) -> Result<(), BundleError> {
+        let old = sibling(&self.dir, "old");
+        let staging = sibling(&self.dir, "staging");
+        if old.exists() {
+            if self.dir.exists() {
+                // Killed after both renames: the new bundle is in place.
+                remove_tree(&old)?;
+            } else {
+                // Killed between the renames: put the old bundle back.
+                fs::rename(&old, &self.dir).map_err(|source| BundleError::Write {
+                    path: self.dir.display().to_string(),
+                    source,
+                })?;
+            }
+        }
+        if staging.exists() {
+            remove_tree(&staging)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for BundleLock {
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+        let _ = self.file.unlock();
+    }
+}
+
+fn remove_tree(path: &Path) -> Result<(), BundleError> {
+    fs::remove_dir_all(path).map_err(|source| BundleError::Write {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// A new bundle being assembled; nothing is visible until [`Transaction::commit`].
+pub struct Transaction<'l> {
+    lock: &'l BundleLock,
+    staging: PathBuf,
+    writes: usize,
+    fault_after: Option<usize>,
+    crashed: bool,
+    created: std::collections::BTreeSet<PathBuf>,
+}
+
+impl<'l> Transaction<'l> {
+    /// Starts a staging folder for the bundle `lock` holds.
+    pub fn begin(lock: &'l BundleLock) -> Result<Transaction<'l>, BundleError> {
+        let staging = sibling(&lock.dir, "staging");
+        if staging.exists() {
+            remove_tree(&staging)?;
+        }
+        fs::create_dir_all(&staging).map_err(|source| BundleError::Write {
+            path: staging.display().to_string(),
+            source,
+        })?;
+        Ok(Transaction {
+            lock,
+            staging,
+            writes: 0,
+            fault_after: None,
+            crashed: false,
+            created: Default::default(),
+        })
+    }
+
+    /// Testing hook: behave as if the process died after `n` filesystem steps
+    /// (the staging folder is left behind, the swap does not happen).
+    #[doc(hidden)]
+    pub fn fail_after(&mut self, n: Option<usize>) {
+        self.fault_after = n;
+    }
+
+    fn step(&mut self) -> Result<(), BundleError> {
+        if self.fault_after.is_some_and(|n| self.writes >= n) {
+            self.crashed = true;
+            return Err(BundleError::InjectedFault { after: self.writes });
+        }
+        self.writes += 1;
+        Ok(())
+    }
+
+    fn parent_dir(&mut self, target: &Path) -> Result<(), BundleError> {
+        if let Some(parent) = target.parent()
+            && !self.created.contains(parent)
+        {
+            fs::create_dir_all(parent).map_err(|source| BundleError::Write {
+                path: parent.display().to_string(),
+                source,
+            })?;
+            self.created.insert(parent.to_path_buf());
+        }
+        Ok(())
+    }
+
+    /// Carries file `path` over unchanged from the current bundle (a hard link: same inode, same mtime).
+    pub fn keep(&mut self, path: &str) -> Result<(), BundleError> {
+        self.step()?;
+        let target = self.staging.join(path);
+        self.parent_dir(&target)?;
+        let source = self.lock.dir.join(path);
+        fs::hard_link(&source, &target).map_err(|source_err| BundleError::Write {
+            path: source.display().to_string(),
+            source: source_err,
+        })
+    }
+
+    /// Writes file `path` of the new bundle (mode 0644: sealed or public content only).
+    pub fn write(&mut self, path: &str, bytes: &[u8]) -> Result<(), BundleError> {
+        self.step()?;
+        let target = self.staging.join(path);
+        self.parent_dir(&target)?;
+        let write = || -> io::Result<()> {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&target)?;
+            file.write_all(bytes)
+        };
+        write().map_err(|source| BundleError::Write {
+            path: target.display().to_string(),
+            source,
+        })
+    }
+
+    /// Writes the manifest, syncs the staging folder, and swaps it in place of the old bundle.
+    pub fn commit(mut self, manifest: &Manifest) -> Result<(), BundleError> {
+        let json = manifest.to_json().map_err(|e| BundleError::BadManifest {
+            path: MANIFEST_FILE.into(),
+            reason: e.to_string(),
+        })?;
+        self.write(MANIFEST_FILE, &json)?;
+        self.step()?;
+        let staging = self.staging.clone();
+        let write_err = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| BundleError::Write { path, source }
+        };
+        sync_filesystem(&staging).map_err(write_err(&staging))?;
+        let dir = self.lock.dir.clone();
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        if dir.exists() {
+            match exchange(&staging, &dir) {
+                Ok(()) => {}
+                Err(e) if is_unsupported(&e) => {
+                    let old = sibling(&dir, "old");
+                    fs::rename(&dir, &old).map_err(write_err(&dir))?;
+                    self.step()?;
+                    fs::rename(&staging, &dir).map_err(write_err(&dir))?;
+                    crate::atomic::sync_dir(&parent).map_err(write_err(&parent))?;
+                    remove_tree(&old)?;
+                    return Ok(());
+                }
+                Err(e) => return Err(write_err(&dir)(e)),
+            }
+            crate::atomic::sync_dir(&parent).map_err(write_err(&parent))?;
+            self.step()?;
+            // `staging` now holds the old bundle.
+            remove_tree(&staging)?;
+        } else {
+            fs::rename(&staging, &dir).map_err(write_err(&dir))?;
+            crate::atomic::sync_dir(&parent).map_err(write_err(&parent))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        // A simulated crash leaves its mess for the next run's recovery, like a real one.
+        if !self.crashed && self.staging.exists() {
+            let _ = fs::remove_dir_all(&self.staging);
+        }
+    }
+}
+
+/// Flushes everything written on the filesystem holding `dir` (one syncfs, not one fsync per file).
+fn sync_filesystem(dir: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let handle = File::open(dir)?;
+    // SAFETY: syncfs only reads the fd, which `handle` keeps open.
+    if unsafe { libc::syncfs(handle.as_raw_fd()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Atomically exchanges two paths (Linux `renameat2(RENAME_EXCHANGE)`).
+fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let a = CString::new(a.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let b = CString::new(b.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD resolves them like rename(2).
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn is_unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP)
+    )
+}

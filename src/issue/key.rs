@@ -1,0 +1,157 @@
+//! Private keys: generation for every supported algorithm, PKCS#8 in zeroizing memory.
+//!
+//! ring generates the ECDSA keys; ring cannot generate RSA, so RSA keys come
+//! from the `rsa` crate, exported as PKCS#8 and loaded into rcgen like any other.
+
+use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_RSA_SHA256};
+use rcgen::{PublicKeyData, SignatureAlgorithm};
+use zeroize::Zeroizing;
+
+use super::{IssueError, pem_encode};
+use crate::inventory::KeyAlgorithm;
+
+/// A private key as PKCS#8 DER; the bytes are wiped when it is dropped.
+pub struct PrivateKey {
+    algorithm: KeyAlgorithm,
+    pkcs8: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+fn signature_algorithm(algorithm: KeyAlgorithm) -> &'static SignatureAlgorithm {
+    match algorithm {
+        KeyAlgorithm::EcdsaP256 => &PKCS_ECDSA_P256_SHA256,
+        KeyAlgorithm::EcdsaP384 => &PKCS_ECDSA_P384_SHA384,
+        KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => &PKCS_RSA_SHA256,
+    }
+}
+
+fn rsa_bits(algorithm: KeyAlgorithm) -> Option<usize> {
+    match algorithm {
+        KeyAlgorithm::Rsa2048 => Some(2048),
+        KeyAlgorithm::Rsa3072 => Some(3072),
+        KeyAlgorithm::Rsa4096 => Some(4096),
+        KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384 => None,
+    }
+}
+
+impl PrivateKey {
+    /// A fresh random key of `algorithm`.
+    pub fn generate(algorithm: KeyAlgorithm) -> Result<PrivateKey, IssueError> {
+        let failed = |reason: String| IssueError::KeyGeneration {
+            algorithm: algorithm.name().to_string(),
+            reason,
+        };
+        let pkcs8 = match rsa_bits(algorithm) {
+            Some(bits) => {
+                use rsa::pkcs8::EncodePrivateKey;
+                let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, bits)
+                    .map_err(|e| failed(e.to_string()))?;
+                let document = key.to_pkcs8_der().map_err(|e| failed(e.to_string()))?;
+                Zeroizing::new(document.as_bytes().to_vec())
+            }
+            None => {
+                let pair = KeyPair::generate_for(signature_algorithm(algorithm))
+                    .map_err(|e| failed(e.to_string()))?;
+                Zeroizing::new(pair.serialize_der())
+            }
+        };
+        Ok(PrivateKey { algorithm, pkcs8 })
+    }
+
+    /// Reads a PEM "PRIVATE KEY" (PKCS#8), as this module writes them; `owner` names it in errors.
+    pub fn from_pem(pem: &[u8], owner: &str) -> Result<PrivateKey, IssueError> {
+        let bad = |reason: String| IssueError::BadAuthorityKey {
+            authority: owner.to_string(),
+            reason,
+        };
+        let text = std::str::from_utf8(pem).map_err(|_| bad("it is not PEM text".into()))?;
+        let body: Zeroizing<String> = Zeroizing::new(
+            text.lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect::<Vec<_>>()
+                .concat(),
+        );
+        if !text.contains("-----BEGIN PRIVATE KEY-----") {
+            return Err(bad("it is not a PEM \"PRIVATE KEY\" (PKCS#8)".into()));
+        }
+        use base64::Engine;
+        let der = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(body.as_bytes())
+                .map_err(|e| bad(e.to_string()))?,
+        );
+        let pair = KeyPair::try_from(der.as_slice()).map_err(|e| bad(e.to_string()))?;
+        let algorithm = if pair.algorithm() == &PKCS_ECDSA_P256_SHA256 {
+            KeyAlgorithm::EcdsaP256
+        } else if pair.algorithm() == &PKCS_ECDSA_P384_SHA384 {
+            KeyAlgorithm::EcdsaP384
+        } else if pair.algorithm() == &PKCS_RSA_SHA256 {
+            use rsa::pkcs8::DecodePrivateKey;
+            use rsa::traits::PublicKeyParts;
+            let key = rsa::RsaPrivateKey::from_pkcs8_der(&der).map_err(|e| bad(e.to_string()))?;
+            match key.size() * 8 {
+                2048 => KeyAlgorithm::Rsa2048,
+                3072 => KeyAlgorithm::Rsa3072,
+                4096 => KeyAlgorithm::Rsa4096,
+                bits => return Err(bad(format!("RSA keys of {bits} bits are not supported"))),
+            }
+        } else {
+            return Err(bad(
+                "only ECDSA P-256/P-384 and RSA keys are supported".into()
+            ));
+        };
+        Ok(PrivateKey {
+            algorithm,
+            pkcs8: der,
+        })
+    }
+
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        self.algorithm
+    }
+
+    /// The key as PEM "PRIVATE KEY" (PKCS#8): what kubernetes, etcd and openssl read.
+    pub fn to_pem(&self) -> Zeroizing<String> {
+        pem_encode("PRIVATE KEY", &self.pkcs8)
+    }
+
+    /// The PKCS#8 DER bytes.
+    pub fn pkcs8_der(&self) -> &[u8] {
+        &self.pkcs8
+    }
+
+    /// The rcgen key pair, to sign with or to take the public key from.
+    pub fn key_pair(&self) -> Result<KeyPair, rcgen::Error> {
+        KeyPair::from_pkcs8_der_and_sign_algo(
+            &self.pkcs8.as_slice().into(),
+            signature_algorithm(self.algorithm),
+        )
+    }
+
+    /// The SubjectPublicKeyInfo DER of the public half.
+    pub fn public_key_der(&self) -> Result<Vec<u8>, rcgen::Error> {
+        Ok(self.key_pair()?.subject_public_key_info())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_round_trip_keeps_the_algorithm_and_the_key() {
+        for algorithm in [KeyAlgorithm::EcdsaP256, KeyAlgorithm::EcdsaP384] {
+            let key = PrivateKey::generate(algorithm).unwrap();
+            let again = PrivateKey::from_pem(key.to_pem().as_bytes(), "test").unwrap();
+            assert_eq!(again.algorithm(), algorithm);
+            assert_eq!(again.pkcs8_der(), key.pkcs8_der());
+        }
+    }
+}
