@@ -30,6 +30,19 @@ pub enum Reason {
     IssuerChanged,
     /// `--force` (or `renew`) asked for it.
     Forced,
+    /// `--rotate-ca`: a new CA replaces the signing one (the old one stays trusted until
+    /// `--finish-ca-rotation`).
+    CaRotation,
+}
+
+/// A step of CA rotation with overlap (see docs/ca-rotation.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rotation {
+    /// New CAs sign; trust bundles hold the new and the old CA; every leaf is re-issued.
+    Start,
+    /// Trust bundles (and pins) drop the old CA.
+    Finish,
 }
 
 impl fmt::Display for Reason {
@@ -43,6 +56,7 @@ impl fmt::Display for Reason {
             Reason::Expiring { not_after } => write!(f, "expiring (not after {not_after})"),
             Reason::IssuerChanged => f.write_str("issuer changed"),
             Reason::Forced => f.write_str("forced"),
+            Reason::CaRotation => f.write_str("CA rotation"),
         }
     }
 }
@@ -58,6 +72,10 @@ pub struct ChangeOptions {
     /// fingerprint of the manifest. CA rotation sets the new CA here, so every
     /// leaf signed by the old one is re-issued.
     pub signing: BTreeMap<Authority, String>,
+    /// Leaf certificates to re-issue whatever their state (`kubepki renew`), by id.
+    pub renew: BTreeSet<String>,
+    /// A CA rotation step, if this run is one.
+    pub rotation: Option<Rotation>,
 }
 
 /// Everything a run changes, by material id (`ca/<authority>`, a certificate id, a secret id).
@@ -73,6 +91,8 @@ pub struct Changes {
     pub removed: Vec<String>,
     /// Material left exactly as it is.
     pub kept: Vec<String>,
+    /// Authorities (`ca/<name>`) whose trust bundle drops the CA being rotated out.
+    pub retired: Vec<String>,
     /// The manifest's node descriptions or header differ from the plan's.
     pub manifest_changed: bool,
 }
@@ -84,6 +104,7 @@ impl Changes {
             && self.reissued.is_empty()
             && self.resealed.is_empty()
             && self.removed.is_empty()
+            && self.retired.is_empty()
             && !self.manifest_changed
     }
 
@@ -144,6 +165,11 @@ pub fn compute(
                 changes.added.push(id);
                 signing.insert(authority.authority, None);
             }
+            Some(_) if options.rotation == Some(Rotation::Start) => {
+                // A new CA: no leaf's issuer matches it, so every leaf of it is re-issued.
+                changes.reissued.push((id, Reason::CaRotation));
+                signing.insert(authority.authority, None);
+            }
             Some(entry) => {
                 let fingerprint = options
                     .signing
@@ -151,9 +177,14 @@ pub fn compute(
                     .cloned()
                     .or_else(|| entry.signing_fingerprint().map(str::to_string));
                 signing.insert(authority.authority, fingerprint);
+                let retired =
+                    options.rotation == Some(Rotation::Finish) && entry.fingerprints.len() > 1;
+                if retired {
+                    changes.retired.push(id.clone());
+                }
                 if sealed_changed(&authority.key_file, &authority.key_holders) {
                     changes.resealed.push(id);
-                } else {
+                } else if !retired {
                     changes.kept.push(id);
                 }
             }
@@ -189,7 +220,7 @@ pub fn compute(
             Some(Reason::Expiring {
                 not_after: entry.not_after.clone(),
             })
-        } else if options.force {
+        } else if options.force || options.renew.contains(&certificate.id) {
             Some(Reason::Forced)
         } else {
             None

@@ -12,7 +12,7 @@ pub mod manifest;
 pub mod reconcile;
 pub mod store;
 
-pub use changes::{ChangeOptions, Changes, Reason, authority_id, compute};
+pub use changes::{ChangeOptions, Changes, Reason, Rotation, authority_id, compute};
 pub use manifest::{
     AuthorityEntry, CertificateEntry, CertificateInputs, FileEntry, InputPart, MANIFEST_FILE,
     Manifest, PublicKeyEntry, SealedKeyEntry, TrustBundleEntry,

@@ -6,7 +6,7 @@
 //! in the inventory. Validation and every cryptographic step happen before
 //! the first byte is written, so a failure leaves the old bundle untouched.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use rayon::prelude::*;
@@ -15,7 +15,7 @@ use time::format_description::well_known::Rfc3339;
 use zeroize::Zeroizing;
 
 use super::BundleError;
-use super::changes::{ChangeOptions, Changes, authority_id, compute};
+use super::changes::{ChangeOptions, Changes, Reason, Rotation, authority_id, compute};
 use super::manifest::{
     AuthorityEntry, CertificateEntry, CertificateInputs, FileEntry, Manifest, PublicKeyEntry,
     SealedKeyEntry, TrustBundleEntry,
@@ -25,7 +25,7 @@ use crate::Error;
 use crate::inventory::Inventory;
 use crate::issue::{
     CaCertificate, IssuedCertificate, IssuedSecret, PrivateKey, SigningAuthority, issue_authority,
-    issue_leaves, issue_secret,
+    issue_leaves_keeping, issue_secret,
 };
 use crate::plan::{Authority, Plan, plan};
 use crate::seal::{Identities, Keyring, unseal_named};
@@ -44,6 +44,12 @@ pub struct RecreateOptions {
     pub signing: BTreeMap<Authority, String>,
     /// Do not record the CA pins in the inventory.
     pub skip_pins: bool,
+    /// Leaf certificates to re-issue whatever their state (`kubepki renew`), by id.
+    pub renew: BTreeSet<String>,
+    /// Re-issued leaves keep their private key (unsealed with the identities) instead of a new one.
+    pub keep_keys: bool,
+    /// A CA rotation step (`--rotate-ca` / `--finish-ca-rotation`).
+    pub rotation: Option<Rotation>,
     /// Testing hook: stop as if killed after this many filesystem steps.
     #[doc(hidden)]
     pub fault_after_writes: Option<usize>,
@@ -70,6 +76,8 @@ fn change_options(inventory: &Inventory, options: &RecreateOptions) -> ChangeOpt
         renew_before_days: inventory.spec.pki.renew_before_days,
         force: options.force,
         signing: options.signing.clone(),
+        renew: options.renew.clone(),
+        rotation: options.rotation,
     }
 }
 
@@ -129,7 +137,7 @@ pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outc
     let added_authorities: Vec<_> = plan
         .authorities
         .iter()
-        .filter(|a| changes.added.contains(&authority_id(a.authority)))
+        .filter(|a| changes.is_issued(&authority_id(a.authority)))
         .collect();
     let mut signers: BTreeMap<Authority, SigningAuthority> = added_authorities
         .par_iter()
@@ -166,9 +174,31 @@ pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outc
         .iter()
         .filter(|c| changes.is_issued(&c.id))
         .collect();
-    let issued: BTreeMap<String, IssuedCertificate> = issue_leaves(
+    // A renewal that keeps keys signs the old key again (never after an algorithm change).
+    let mut kept_keys = BTreeMap::new();
+    if options.keep_keys
+        && let Some(bundle) = &old
+    {
+        let keep: Vec<_> = to_issue
+            .iter()
+            .filter(|c| changes.reissued.iter().any(|(id, _)| id == &c.id))
+            .filter(|c| bundle.manifest.sealed_key(&c.key_file).is_some())
+            .collect();
+        if !keep.is_empty() {
+            let ids = identities.get()?;
+            kept_keys = keep
+                .par_iter()
+                .map(|c| {
+                    let plaintext = unseal_named(&bundle.read(&c.key_file)?, ids, &c.key_file)?;
+                    Ok((c.id.clone(), plaintext))
+                })
+                .collect::<Result<_, Error>>()?;
+        }
+    }
+    let issued: BTreeMap<String, IssuedCertificate> = issue_leaves_keeping(
         &to_issue,
         &signers,
+        &kept_keys,
         plan.algorithm,
         plan.leaf_validity_days,
         now,
@@ -400,14 +430,24 @@ fn assemble(
                         path: authority.cert_file.clone(),
                     })?;
             let certificate = &signer.certificate;
-            let pem = certificate.pem();
+            // During a rotation the old CA stays trusted behind the new one.
+            let rotated = changes
+                .reissued
+                .iter()
+                .any(|(r, reason)| r == &id && *reason == Reason::CaRotation);
+            let previous = match old.filter(|_| rotated) {
+                Some(bundle) => bundle.read(&authority.cert_file)?,
+                None => Vec::new(),
+            };
+            let (pem, fingerprints) =
+                crate::lifecycle::rotation::overlapping_trust_bundle(certificate, &previous)?;
             tx.write(&authority.cert_file, pem.as_bytes())?;
             files.insert(
                 authority.cert_file.clone(),
                 FileEntry::TrustBundle(TrustBundleEntry {
                     sha256: sha256_hex(pem.as_bytes()),
                     authority: authority.authority,
-                    fingerprints: vec![certificate.fingerprint.clone()],
+                    fingerprints: fingerprints.clone(),
                 }),
             );
             authorities.insert(
@@ -415,8 +455,31 @@ fn assemble(
                 AuthorityEntry {
                     cert_file: authority.cert_file.clone(),
                     key_file: authority.key_file.clone(),
-                    fingerprints: vec![certificate.fingerprint.clone()],
+                    fingerprints,
                     not_after: rfc3339(certificate.not_after),
+                },
+            );
+        } else if let (true, Some(bundle)) = (changes.retired.contains(&id), old) {
+            let (pem, signing) = crate::lifecycle::rotation::retired_trust_bundle(
+                authority.authority,
+                &bundle.read(&authority.cert_file)?,
+            )?;
+            tx.write(&authority.cert_file, pem.as_bytes())?;
+            files.insert(
+                authority.cert_file.clone(),
+                FileEntry::TrustBundle(TrustBundleEntry {
+                    sha256: sha256_hex(pem.as_bytes()),
+                    authority: authority.authority,
+                    fingerprints: vec![signing.fingerprint.clone()],
+                }),
+            );
+            authorities.insert(
+                authority.authority,
+                AuthorityEntry {
+                    cert_file: authority.cert_file.clone(),
+                    key_file: authority.key_file.clone(),
+                    fingerprints: vec![signing.fingerprint.clone()],
+                    not_after: rfc3339(signing.not_after),
                 },
             );
         } else {

@@ -8,6 +8,8 @@
 //! (that is `publish`) and it never writes a plaintext key.
 
 pub mod check;
+pub mod diff;
+pub mod rotation;
 pub mod table;
 
 pub use check::{CheckError, ExpiryReport, Standing, examine};
@@ -40,4 +42,6 @@ pub enum LifecycleError {
     BadNow { text: String, reason: String },
     #[error("{0}")]
     Check(#[from] CheckError),
+    #[error("{0}")]
+    Rotation(#[from] rotation::RotationError),
 }
