@@ -130,7 +130,7 @@ pub fn lines(plan: &Plan, changes: &Changes) -> Vec<DiffLine> {
             Some(node) if node_added.get(node) == Some(&true) => format!("new node {node}"),
             Some(_) => "new certificate (role or profile added)".to_string(),
             None if id.starts_with("ca/") => "new certificate authority".to_string(),
-            None => "new".to_string(),
+            None => "new cluster-wide material".to_string(),
         };
         out.push(DiffLine {
             action: Action::Add,
@@ -274,23 +274,32 @@ pub fn subject(plan: &Plan, lines: &[DiffLine]) -> String {
             ));
         }
     }
-    let mut reissue: BTreeMap<String, usize> = BTreeMap::new();
+    // Groups of re-issues in a fixed order: rotation first, then renewals, then input changes.
+    let mut reissue: Vec<(String, usize)> = Vec::new();
     for line in lines.iter().filter(|l| l.action == Action::Reissue) {
         let group = if line.reason == "CA rotation" {
             "rotate {} CAs".to_string()
+        } else if line.reason == "new signing CA" {
+            "re-issue {} certs from the new CA".to_string()
         } else if line.reason.starts_with("expiry") {
             "renew {} expiring".to_string()
-        } else if line.reason == "new signing CA" {
-            "re-issue {} from the new CA".to_string()
         } else if line.reason == "renewal requested" {
-            "renew {}".to_string()
+            "renew {} certs".to_string()
         } else {
-            format!("re-issue {{}} ({})", line.reason)
+            format!("re-issue {{}} certs ({})", line.reason)
         };
-        *reissue.entry(group).or_default() += 1;
+        match reissue.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, n)) => *n += 1,
+            None => reissue.push((group, 1)),
+        }
     }
     for (group, n) in reissue {
-        parts.push(group.replacen("{}", &n.to_string(), 1));
+        let text = group.replacen("{}", &n.to_string(), 1);
+        parts.push(if n == 1 {
+            text.replace(" certs", " cert").replace(" CAs", " CA")
+        } else {
+            text
+        });
     }
     let resealed = lines.iter().filter(|l| l.action == Action::Reseal).count();
     if resealed > 0 {
@@ -356,7 +365,7 @@ pub fn publication(
             files.push(ChangedFile {
                 path: bundle_dir.join(path),
                 change: *change,
-                reason: format!("{} {}: {}", line.action.word(), line.material, line.reason),
+                reason: line.reason.clone(),
             });
         }
     }

@@ -45,3 +45,71 @@ pub enum LifecycleError {
     #[error("{0}")]
     Rotation(#[from] rotation::RotationError),
 }
+
+/// Checks before a run that its result can be committed (see [`crate::publish::preflight`]).
+/// `None` when the inventory is not in a git repository: the run goes on and the caller says it
+/// did not commit (a first experiment outside git is legitimate); `--push` there is an error.
+pub fn prepare_publish(
+    inventory: &crate::inventory::Inventory,
+    options: crate::publish::PublishOptions,
+) -> Result<Option<crate::publish::PublishOptions>, crate::publish::PublishError> {
+    let dir = inventory.bundle_dir();
+    let start = match inventory.base_dir() {
+        p if p.as_os_str().is_empty() => std::path::Path::new("."),
+        p => p,
+    };
+    let owned = [dir, inventory.path.clone()];
+    match crate::publish::preflight(start, &owned, options) {
+        Ok(()) => Ok(Some(options)),
+        Err(crate::publish::PublishError::NotARepository { .. }) if !options.push => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Commits (and pushes) what a `recreate` or `renew` run changed: its bundle files with the
+/// reason of each, and the inventory when the run recorded new CA pins in it.
+pub fn publish_run(
+    inventory: &crate::inventory::Inventory,
+    plan: &crate::plan::Plan,
+    outcome: &crate::bundle::Outcome,
+    options: crate::publish::PublishOptions,
+) -> Result<crate::publish::Published, crate::publish::PublishError> {
+    let lines = diff::lines(plan, &outcome.changes);
+    let pins = outcome
+        .pins_recorded
+        .then_some((inventory.path.as_path(), "CA pins ([pki.pins])"));
+    let lines = if outcome.written { lines } else { Vec::new() };
+    let mut publication =
+        diff::publication(plan, &outcome.changes, &lines, &outcome.bundle_dir, pins);
+    if !outcome.written {
+        publication.files.retain(|f| f.path == inventory.path);
+    }
+    crate::publish::publish(&outcome.bundle_dir, &publication, options)
+}
+
+/// What to tell the operator about a publish.
+pub fn describe_published(published: &crate::publish::Published) -> String {
+    use crate::publish::Published;
+    match published {
+        Published::NothingChanged => "git: nothing to commit.".into(),
+        Published::NotCommitted { files } => {
+            format!("git: --no-commit, {files} changed file(s) left for you to review and commit.")
+        }
+        Published::Committed {
+            commit,
+            subject,
+            files,
+            pushed_to,
+        } => {
+            let short = commit.get(..12).unwrap_or(commit);
+            let mut text = format!("git: committed {short} ({files} files): {subject}");
+            if let Some(target) = pushed_to {
+                text.push_str(&format!(
+                    "\ngit: pushed to {} ({}) {}",
+                    target.remote, target.url, target.reference
+                ));
+            }
+            text
+        }
+    }
+}

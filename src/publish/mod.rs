@@ -157,6 +157,77 @@ pub enum PublishError {
     },
 }
 
+/// Checks, before a run writes anything, that [`publish`] will be able to commit: the
+/// repository exists, is not mid-merge, and holds no staged change outside `owned` (the bundle
+/// folder and the inventory file). A run that wrote its bundle and then could not commit would
+/// leave changes that the next, no-op, run never commits.
+pub fn preflight(
+    start: &Path,
+    owned: &[PathBuf],
+    options: PublishOptions,
+) -> Result<(), PublishError> {
+    if !options.commit {
+        return Ok(());
+    }
+    let (repo, workdir) = open(start)?;
+    let owned: Vec<PathBuf> = owned
+        .iter()
+        .filter_map(|p| relative_to(&workdir, p))
+        .collect();
+    let shown = repo.path().display().to_string();
+    let head_tree = head_tree(&repo, &shown)?;
+    let unrelated: Vec<String> = staged_paths(&repo, head_tree.as_ref())
+        .map_err(|source| PublishError::Index {
+            path: shown.clone(),
+            source,
+        })?
+        .into_iter()
+        .filter(|p| !owned.iter().any(|o| Path::new(p).starts_with(o)))
+        .collect();
+    if unrelated.is_empty() {
+        Ok(())
+    } else {
+        Err(PublishError::UnrelatedStaged { paths: unrelated })
+    }
+}
+
+/// The repository holding `start` and its canonical work tree, refusing bare or busy ones.
+fn open(start: &Path) -> Result<(Repository, PathBuf), PublishError> {
+    let repo = Repository::discover(start).map_err(|source| PublishError::NotARepository {
+        path: start.display().to_string(),
+        source,
+    })?;
+    let workdir = repo
+        .workdir()
+        .ok_or_else(|| PublishError::BareRepository {
+            path: repo.path().display().to_string(),
+        })?
+        .to_path_buf();
+    if repo.state() != RepositoryState::Clean {
+        return Err(PublishError::Busy {
+            path: workdir.display().to_string(),
+            state: format!("{:?}", repo.state()).to_lowercase(),
+        });
+    }
+    let workdir = workdir.canonicalize().unwrap_or(workdir);
+    Ok((repo, workdir))
+}
+
+fn head_tree<'r>(
+    repo: &'r Repository,
+    shown: &str,
+) -> Result<Option<git2::Tree<'r>>, PublishError> {
+    match repo.head() {
+        Ok(head) => Ok(Some(head.peel_to_tree().map_err(|source| {
+            PublishError::Index {
+                path: shown.to_string(),
+                source,
+            }
+        })?)),
+        Err(_) => Ok(None), // unborn branch: the first commit
+    }
+}
+
 /// Stages exactly `publication.files` in the repository that holds `start` (a path inside it,
 /// e.g. the bundle folder), commits them, and pushes if asked.
 pub fn publish(
@@ -172,24 +243,8 @@ pub fn publish(
             files: publication.files.len(),
         });
     }
-    let repo = Repository::discover(start).map_err(|source| PublishError::NotARepository {
-        path: start.display().to_string(),
-        source,
-    })?;
+    let (repo, workdir) = open(start)?;
     let shown = repo.path().display().to_string();
-    let workdir = repo
-        .workdir()
-        .ok_or_else(|| PublishError::BareRepository {
-            path: shown.clone(),
-        })?
-        .to_path_buf();
-    if repo.state() != RepositoryState::Clean {
-        return Err(PublishError::Busy {
-            path: workdir.display().to_string(),
-            state: format!("{:?}", repo.state()).to_lowercase(),
-        });
-    }
-    let workdir = workdir.canonicalize().unwrap_or(workdir);
 
     let mut ours = BTreeSet::new();
     let mut in_repo = Vec::with_capacity(publication.files.len());
@@ -206,13 +261,7 @@ pub fn publish(
         });
     }
 
-    let head_tree = match repo.head() {
-        Ok(head) => Some(head.peel_to_tree().map_err(|source| PublishError::Index {
-            path: shown.clone(),
-            source,
-        })?),
-        Err(_) => None, // unborn branch: the first commit
-    };
+    let head_tree = head_tree(&repo, &shown)?;
     let unrelated = staged_paths(&repo, head_tree.as_ref())
         .map_err(|source| PublishError::Index {
             path: shown.clone(),
