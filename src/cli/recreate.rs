@@ -20,6 +20,53 @@ pub struct PlanArgs {
     /// Print the plan (and the pending changes) as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub rotation: RotationArgs,
+    /// Decide as of this time (RFC 3339) instead of now (tests, "what will be due").
+    #[arg(long, hide = true)]
+    pub now: Option<String>,
+}
+
+/// `--rotate-ca` / `--finish-ca-rotation` (docs/ca-rotation.md).
+#[derive(Debug, Clone, Args)]
+pub struct RotationArgs {
+    /// Start a CA rotation: new CAs sign, trust bundles and pins hold the new and the old CA,
+    /// every leaf is re-issued from the new CA.
+    #[arg(long, conflicts_with = "finish_ca_rotation")]
+    pub rotate_ca: bool,
+    /// Finish a CA rotation once every node is deployed: drop the old CA from trust bundles and pins.
+    #[arg(long)]
+    pub finish_ca_rotation: bool,
+}
+
+impl RotationArgs {
+    pub fn step(&self) -> Option<bundle::Rotation> {
+        match (self.rotate_ca, self.finish_ca_rotation) {
+            (true, _) => Some(bundle::Rotation::Start),
+            (_, true) => Some(bundle::Rotation::Finish),
+            _ => None,
+        }
+    }
+}
+
+/// `--no-commit` / `--push`: what happens in git after the bundle is written.
+#[derive(Debug, Clone, Args)]
+pub struct PublishArgs {
+    /// Write the bundle but do not commit it (review with `git status` / `git diff`).
+    #[arg(long, conflicts_with = "push")]
+    pub no_commit: bool,
+    /// Push the current branch to its upstream after committing (ssh-agent or credential helper).
+    #[arg(long)]
+    pub push: bool,
+}
+
+impl PublishArgs {
+    pub fn options(&self) -> crate::publish::PublishOptions {
+        crate::publish::PublishOptions {
+            commit: !self.no_commit,
+            push: self.push,
+        }
+    }
 }
 
 /// Loads the inventory and applies `--bundle`.
@@ -34,12 +81,31 @@ fn load(inventory: &InventoryArg, bundle: &Option<PathBuf>) -> Result<Inventory,
 pub fn run_plan(args: &PlanArgs) -> Result<ExitCode, crate::Error> {
     let inventory = load(&args.inventory, &args.bundle)?;
     let plan = crate::plan::plan(&inventory);
-    let (bundle, changes) = bundle::pending_changes(&inventory, &RecreateOptions::default())?;
+    let options = RecreateOptions {
+        rotation: args.rotation.step(),
+        now: args
+            .now
+            .as_deref()
+            .map(|t| crate::lifecycle::parse_now(Some(t)))
+            .transpose()?,
+        ..RecreateOptions::default()
+    };
+    let (bundle, changes) = bundle::pending_changes(&inventory, &options)?;
+    if let Some(step) = options.rotation {
+        crate::lifecycle::rotation::check_step(
+            step,
+            bundle.as_ref().map(|b| &b.manifest),
+            &inventory.bundle_dir(),
+        )
+        .map_err(crate::lifecycle::LifecycleError::from)?;
+    }
+    let diff = crate::lifecycle::diff::lines(&plan, &changes);
     if args.json {
         let value = serde_json::json!({
             "plan": plan,
             "bundle": inventory.bundle_dir(),
             "changes": bundle.as_ref().map(|_| &changes),
+            "diff": crate::lifecycle::diff::to_json(&diff),
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
@@ -50,7 +116,10 @@ pub fn run_plan(args: &PlanArgs) -> Result<ExitCode, crate::Error> {
             "\nno bundle at {} yet: `kubepki recreate` creates everything.",
             inventory.bundle_dir().display()
         ),
-        Some(_) => print!("\n{}", render_changes(&changes)),
+        Some(_) => print!(
+            "\n{}",
+            crate::lifecycle::diff::render(&diff, crate::lifecycle::stdout_is_terminal())
+        ),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -69,6 +138,13 @@ pub struct RecreateArgs {
     /// Re-issue every leaf certificate (the CAs stay).
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub rotation: RotationArgs,
+    #[command(flatten)]
+    pub publish: PublishArgs,
+    /// Issue as of this time (RFC 3339) instead of now (tests).
+    #[arg(long, hide = true)]
+    pub now: Option<String>,
 }
 
 pub fn run_recreate(args: &RecreateArgs) -> Result<ExitCode, crate::Error> {
@@ -76,11 +152,35 @@ pub fn run_recreate(args: &RecreateArgs) -> Result<ExitCode, crate::Error> {
     let options = RecreateOptions {
         force: args.force,
         identities: args.identities.clone(),
+        rotation: args.rotation.step(),
+        now: args
+            .now
+            .as_deref()
+            .map(|t| crate::lifecycle::parse_now(Some(t)))
+            .transpose()?,
         ..RecreateOptions::default()
     };
+    let dir = inventory.bundle_dir();
+    if let Some(step) = options.rotation {
+        let current = bundle::Bundle::open_if_exists(&dir)?;
+        crate::lifecycle::rotation::check_step(step, current.as_ref().map(|b| &b.manifest), &dir)
+            .map_err(crate::lifecycle::LifecycleError::from)?;
+    }
+    let publish = crate::lifecycle::prepare_publish(&inventory, args.publish.options())?;
+    if publish.is_none() && !args.publish.no_commit {
+        eprintln!(
+            "note: {} is not inside a git repository: the bundle is written but not committed.",
+            inventory.path.display()
+        );
+    }
     let outcome = bundle::recreate(&inventory, &options)?;
+    let plan = crate::plan::plan(&inventory);
     if outcome.written {
-        print!("{}", render_changes(&outcome.changes));
+        let diff = crate::lifecycle::diff::lines(&plan, &outcome.changes);
+        print!(
+            "{}",
+            crate::lifecycle::diff::render(&diff, crate::lifecycle::stdout_is_terminal())
+        );
         println!("wrote {}", outcome.bundle_dir.display());
     } else {
         println!(
@@ -93,6 +193,10 @@ pub fn run_recreate(args: &RecreateArgs) -> Result<ExitCode, crate::Error> {
             "recorded the CA pins in {} [pki.pins]; commit it with the bundle.",
             inventory.path.display()
         );
+    }
+    if let Some(publish) = publish {
+        let published = crate::lifecycle::publish_run(&inventory, &plan, &outcome, publish)?;
+        println!("{}", crate::lifecycle::describe_published(&published));
     }
     Ok(ExitCode::SUCCESS)
 }
