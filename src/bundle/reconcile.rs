@@ -233,6 +233,23 @@ pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outc
         }
     }
     for certificate in &plan.certificates {
+        // A re-issue over the same key (renew) whose recipients did not change keeps its
+        // sealed file byte for byte.
+        let same_key = issued.get(&certificate.id).is_some_and(|new| {
+            old.as_ref()
+                .and_then(|b| b.manifest.certificate(&certificate.cert_file))
+                .is_some_and(|e| e.public_key_sha256 == new.public_key_sha256)
+        });
+        let sealed_as_before = same_key
+            && old
+                .as_ref()
+                .and_then(|b| b.manifest.sealed_key(&certificate.key_file))
+                .is_some_and(|e| {
+                    e.recipients_sha256 == keyring.summary(&certificate.key_holders).sha256
+                });
+        if sealed_as_before {
+            continue;
+        }
         if let Some(issued) = issued.get(&certificate.id) {
             jobs.push(SealJob {
                 key_file: certificate.key_file.clone(),
