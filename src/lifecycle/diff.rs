@@ -284,7 +284,16 @@ pub fn subject(plan: &Plan, lines: &[DiffLine]) -> String {
         } else if line.reason.starts_with("expiry") {
             "renew {} expiring".to_string()
         } else if line.reason == "renewal requested" {
-            "renew {} certs".to_string()
+            let named: Vec<&str> = lines
+                .iter()
+                .filter(|l| l.action == Action::Reissue && l.reason == "renewal requested")
+                .map(|l| l.material.as_str())
+                .collect();
+            if named.len() <= 3 {
+                format!("renew {}", named.join(", "))
+            } else {
+                "renew {} certs".to_string()
+            }
         } else {
             format!("re-issue {{}} certs ({})", line.reason)
         };

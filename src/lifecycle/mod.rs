@@ -9,6 +9,7 @@
 
 pub mod check;
 pub mod diff;
+pub mod renew;
 pub mod rotation;
 pub mod table;
 
@@ -44,6 +45,8 @@ pub enum LifecycleError {
     Check(#[from] CheckError),
     #[error("{0}")]
     Rotation(#[from] rotation::RotationError),
+    #[error("{0}")]
+    Renew(#[from] renew::RenewError),
 }
 
 /// Checks before a run that its result can be committed (see [`crate::publish::preflight`]).

@@ -300,6 +300,21 @@ pub fn publish(
     if head_tree.as_ref().map(|t| t.id()) == Some(tree_id) {
         return Ok(Published::NothingChanged);
     }
+    // The message lists what really differs from HEAD: a file reported as rewritten with the
+    // same bytes is not mentioned, and the letter is git's.
+    let actual = tree_changes(&repo, head_tree.as_ref(), tree_id).map_err(|source| {
+        PublishError::Commit {
+            path: shown.clone(),
+            source,
+        }
+    })?;
+    let in_repo: Vec<ChangedFile> = in_repo
+        .into_iter()
+        .filter_map(|file| {
+            let change = *actual.get(&file.path)?;
+            Some(ChangedFile { change, ..file })
+        })
+        .collect();
 
     let message = compose(&publication.subject, &in_repo);
     let commit = commit(&repo, tree_id, &message).map_err(|e| match e {
@@ -317,7 +332,7 @@ pub fn publish(
     Ok(Published::Committed {
         commit: commit.to_string(),
         subject: message.subject,
-        files: ours.len(),
+        files: in_repo.len(),
         pushed_to,
     })
 }
@@ -337,6 +352,28 @@ fn staged_paths(
         }
     }
     Ok(paths.into_iter().collect())
+}
+
+/// Every path that differs between `head` and the tree `new`, with how.
+fn tree_changes(
+    repo: &Repository,
+    head: Option<&git2::Tree<'_>>,
+    new: git2::Oid,
+) -> Result<std::collections::BTreeMap<PathBuf, FileChange>, git2::Error> {
+    let new = repo.find_tree(new)?;
+    let diff = repo.diff_tree_to_tree(head, Some(&new), None)?;
+    let mut out = std::collections::BTreeMap::new();
+    for delta in diff.deltas() {
+        let (file, change) = match delta.status() {
+            git2::Delta::Added => (delta.new_file(), FileChange::Added),
+            git2::Delta::Deleted => (delta.old_file(), FileChange::Deleted),
+            _ => (delta.new_file(), FileChange::Modified),
+        };
+        if let Some(path) = file.path() {
+            out.insert(path.to_path_buf(), change);
+        }
+    }
+    Ok(out)
 }
 
 enum CommitFailure {
