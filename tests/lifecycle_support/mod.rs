@@ -21,7 +21,10 @@ pub fn tool(name: &str, package: &str) -> Command {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    assert!(found, "`{name}` is missing: install {package} (see .ci/run)");
+    assert!(
+        found,
+        "`{name}` is missing: install {package} (see .ci/run)"
+    );
     Command::new(name)
 }
 
@@ -47,7 +50,11 @@ pub struct Workspace {
 impl Workspace {
     pub fn new() -> Workspace {
         let dir = tempfile::tempdir().unwrap();
-        copy_dir(&repo_root().join("hosts"), &dir.path().join("hosts"), &["pki"]);
+        copy_dir(
+            &repo_root().join("hosts"),
+            &dir.path().join("hosts"),
+            &["pki"],
+        );
         let ws = Workspace { dir };
         git(ws.root(), &["init", "-q", "-b", "main"]);
         git(ws.root(), &["config", "user.name", "Test Operator"]);
@@ -195,7 +202,9 @@ impl Etcd {
             .arg(format!("--listen-client-urls={endpoint}"))
             .arg(format!("--advertise-client-urls={endpoint}"))
             .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
-            .arg(format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer}"))
+            .arg(format!(
+                "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
+            ))
             .arg(format!("--initial-cluster=test=http://127.0.0.1:{peer}"))
             .arg("--client-cert-auth")
             .arg(format!("--cert-file={}", cert.display()))
@@ -254,4 +263,29 @@ impl Etcd {
         );
         (out.status.success() && text.contains("OK"), text)
     }
+}
+
+/// The example inventory with its laptops replaced by `workers` synthetic workers
+/// (`worker-0001`...) on a /16 LAN, all sharing laptop-ultra's host key.
+pub fn synthetic_inventory(example: &str, workers: usize) -> String {
+    let first_laptop = example
+        .find("[[nodes]]\nname = \"laptop-firebat\"")
+        .expect("the example inventory lists laptop-firebat after the control plane");
+    let mut text = example[..first_laptop].replace(
+        "lan_cidrs = [\"192.168.0.0/24\"]",
+        "lan_cidrs = [\"192.168.0.0/16\"]",
+    );
+    for i in 1..=workers {
+        text.push_str(&synthetic_worker(i));
+    }
+    text
+}
+
+pub fn synthetic_worker(i: usize) -> String {
+    let (hi, lo) = (i / 250, i % 250 + 1);
+    format!(
+        "[[nodes]]\nname = \"worker-{i:04}\"\nroles = [\"worker\"]\n\
+         host_key = \"laptop-ultra/ssh_host_ed25519_key.pub\"\nnode_ip = \"192.168.{hi}.{lo}\"\n\n\
+         [nodes.addresses]\nlan = [\"192.168.{hi}.{lo}\"]\ntailnet = [\"100.65.{hi}.{lo}\"]\n\n"
+    )
 }
