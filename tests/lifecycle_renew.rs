@@ -55,7 +55,10 @@ fn renews_only_the_named_certificate_and_keeps_its_key() {
         "-i",
         key.to_str().unwrap(),
     ]);
-    assert!(out.contains("re-issue   nodes/laptop-ultra/kubelet-client   renewal requested"), "{out}");
+    assert!(
+        out.contains("re-issue   nodes/laptop-ultra/kubelet-client   renewal requested"),
+        "{out}"
+    );
 
     let after = snapshot(&bundle);
     assert_eq!(
@@ -75,8 +78,15 @@ fn renews_only_the_named_certificate_and_keeps_its_key() {
     let key_file = dir.path().join("key.pem");
     fs::write(&key_file, &key_before).unwrap();
     let modulus = |args: &[&str]| {
-        let out = lifecycle_support::tool("openssl", "openssl").args(args).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = lifecycle_support::tool("openssl", "openssl")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out.stdout
     };
     assert_eq!(
@@ -104,21 +114,35 @@ fn new_keys_rotates_the_keys_of_a_node_and_leaves_the_cas_alone() {
     let before = snapshot(&bundle);
     let key_before = age_decrypt(&bundle.join("nodes/laptop-old/kube-proxy.key.age"));
     let key = operator_key();
-    ws.ok(&["renew", "laptop-old", "--new-keys", "-i", key.to_str().unwrap()]);
+    ws.ok(&[
+        "renew",
+        "laptop-old",
+        "--new-keys",
+        "-i",
+        key.to_str().unwrap(),
+    ]);
     let after = snapshot(&bundle);
-    let mut expected: Vec<String> = ["calico-cni", "kube-proxy", "kubelet-client", "kubelet-serving"]
-        .iter()
-        .flat_map(|m| {
-            [
-                format!("nodes/laptop-old/{m}.crt"),
-                format!("nodes/laptop-old/{m}.key.age"),
-            ]
-        })
-        .collect();
+    let mut expected: Vec<String> = [
+        "calico-cni",
+        "kube-proxy",
+        "kubelet-client",
+        "kubelet-serving",
+    ]
+    .iter()
+    .flat_map(|m| {
+        [
+            format!("nodes/laptop-old/{m}.crt"),
+            format!("nodes/laptop-old/{m}.key.age"),
+        ]
+    })
+    .collect();
     expected.push("manifest.json".into());
     expected.sort();
     assert_eq!(changed(&before, &after), expected);
-    assert_ne!(age_decrypt(&bundle.join("nodes/laptop-old/kube-proxy.key.age")), key_before);
+    assert_ne!(
+        age_decrypt(&bundle.join("nodes/laptop-old/kube-proxy.key.age")),
+        key_before
+    );
 }
 
 #[test]
@@ -131,6 +155,8 @@ fn a_ca_or_an_unknown_name_is_refused_before_anything_is_written() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--rotate-ca"));
     let out = ws.kubepki(&["renew", "nodes/nowhere/kubelet-client"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a certificate, material or node"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not a certificate, material or node")
+    );
     assert_eq!(snapshot(&ws.bundle()), before);
 }
