@@ -55,6 +55,12 @@ impl Workspace {
             &dir.path().join("hosts"),
             &["pki"],
         );
+        // The repository's ignore rules (they hide kubepki's lock and staging folders).
+        fs::copy(
+            repo_root().join(".gitignore"),
+            dir.path().join(".gitignore"),
+        )
+        .unwrap();
         let ws = Workspace { dir };
         git(ws.root(), &["init", "-q", "-b", "main"]);
         git(ws.root(), &["config", "user.name", "Test Operator"]);
@@ -84,6 +90,8 @@ impl Workspace {
             .arg(self.inventory())
             .current_dir(self.root())
             .env("HOME", self.root())
+            // The operator's key, as an operator would have it; tests of the default paths set HOME.
+            .env("AGE_IDENTITY", operator_key())
             .stdin(Stdio::null())
             .output()
             .unwrap()
