@@ -176,11 +176,7 @@ pub fn run_recreate(args: &RecreateArgs) -> Result<ExitCode, crate::Error> {
     let outcome = bundle::recreate(&inventory, &options)?;
     let plan = crate::plan::plan(&inventory);
     if outcome.written {
-        let diff = crate::lifecycle::diff::lines(&plan, &outcome.changes);
-        print!(
-            "{}",
-            crate::lifecycle::diff::render(&diff, crate::lifecycle::stdout_is_terminal())
-        );
+        print!("{}", render_changes(&outcome.changes));
         println!("wrote {}", outcome.bundle_dir.display());
     } else {
         println!(
