@@ -404,3 +404,89 @@ pub fn publication(
         files,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::InputPart;
+
+    fn example_plan() -> Plan {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("hosts/cluster.toml");
+        crate::plan::plan(&crate::inventory::Inventory::load(&path).unwrap())
+    }
+
+    #[test]
+    fn a_new_node_and_renewals_read_as_one_subject() {
+        let plan = example_plan();
+        let changes = Changes {
+            added: [
+                "kubelet-client",
+                "kubelet-serving",
+                "kube-proxy",
+                "calico-cni",
+            ]
+            .iter()
+            .map(|m| format!("nodes/laptop-ultra/{m}"))
+            .collect(),
+            reissued: vec![
+                (
+                    "nodes/laptop-old/kube-proxy".into(),
+                    Reason::Expiring {
+                        not_after: "2027-01-01T00:00:00Z".into(),
+                    },
+                ),
+                (
+                    "nodes/laptop-old/calico-cni".into(),
+                    Reason::Expiring {
+                        not_after: "2027-01-01T00:00:00Z".into(),
+                    },
+                ),
+                (
+                    "nodes/ec2-controlplane/apiserver".into(),
+                    Reason::InputsChanged {
+                        parts: vec![InputPart::Sans],
+                    },
+                ),
+            ],
+            ..Changes::default()
+        };
+        let lines = lines(&plan, &changes);
+        assert_eq!(
+            subject(&plan, &lines),
+            "kubepki: add node laptop-ultra (4 certs); renew 2 expiring; re-issue 1 cert (SAN change)"
+        );
+        let apiserver = lines
+            .iter()
+            .find(|l| l.material == "nodes/ec2-controlplane/apiserver")
+            .unwrap();
+        assert_eq!(
+            apiserver.files,
+            [
+                (
+                    "nodes/ec2-controlplane/apiserver.crt".to_string(),
+                    FileChange::Modified
+                ),
+                (
+                    "nodes/ec2-controlplane/apiserver.key.age".to_string(),
+                    FileChange::Modified
+                ),
+            ]
+        );
+        let publication = publication(&plan, &changes, &lines, Path::new("hosts/pki"), None);
+        assert_eq!(publication.files.len(), 4 * 2 + 3 * 2 + 1);
+        assert!(
+            render(&lines, false).contains("4 to add, 3 to re-issue, 0 to re-seal, 0 to remove.")
+        );
+    }
+
+    #[test]
+    fn an_unchanged_bundle_says_so() {
+        let plan = example_plan();
+        let lines = lines(&plan, &Changes::default());
+        assert!(lines.is_empty());
+        assert_eq!(
+            render(&lines, false),
+            "No changes: the bundle matches the inventory.\n"
+        );
+    }
+}

@@ -130,3 +130,53 @@ pub fn retired_trust_bundle(
         })?;
     Ok((signing.pem(), signing))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn manifest(fingerprints: &[&str], leaf_issuer: &str) -> Manifest {
+        let json = serde_json::json!({
+            "format": 1, "cluster": "t", "algorithm": "ecdsa-p256",
+            "authorities": { "etcd": {
+                "cert_file": "ca/etcd.crt", "key_file": "ca/etcd.key.age",
+                "fingerprints": fingerprints, "not_after": "2035-01-01T00:00:00Z" } },
+            "files": { "nodes/n/etcd-server.crt": {
+                "kind": "certificate", "sha256": "00", "serial": "01",
+                "not_before": "2025-01-01T00:00:00Z", "not_after": "2026-01-01T00:00:00Z",
+                "issuer": "etcd", "issuer_fingerprint": leaf_issuer,
+                "public_key_sha256": "00", "inputs": "sha256:00", "input_parts": {} } },
+            "nodes": {}
+        });
+        Manifest::from_json(json.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_rotation_starts_once_and_finishes_only_when_every_leaf_moved() {
+        let dir = Path::new("hosts/pki");
+        assert!(matches!(
+            check_step(Rotation::Start, None, dir),
+            Err(RotationError::NoBundle { .. })
+        ));
+        let settled = manifest(&["sha256:new"], "sha256:new");
+        assert!(check_step(Rotation::Start, Some(&settled), dir).is_ok());
+        assert!(matches!(
+            check_step(Rotation::Finish, Some(&settled), dir),
+            Err(RotationError::NothingToFinish)
+        ));
+        let rotating = manifest(&["sha256:new", "sha256:old"], "sha256:new");
+        assert!(matches!(
+            check_step(Rotation::Start, Some(&rotating), dir),
+            Err(RotationError::Unfinished { count: 2, .. })
+        ));
+        assert!(check_step(Rotation::Finish, Some(&rotating), dir).is_ok());
+        let stale = manifest(&["sha256:new", "sha256:old"], "sha256:old");
+        let error = check_step(Rotation::Finish, Some(&stale), dir).unwrap_err();
+        assert!(
+            error.to_string().contains("nodes/n/etcd-server.crt"),
+            "{error}"
+        );
+    }
+}
