@@ -1,1 +1,200 @@
-fn main() {}
+//! `cargo bench --bench pipeline`: wall time and peak RSS of `recreate`.
+//!
+//! Scenarios: the example cluster, and synthetic clusters of 100 and 1000
+//! nodes (one control plane + etcd, the rest workers, fresh ed25519 host
+//! keys): a first run (everything issued and sealed), a no-op re-run, and
+//! adding one node. Each measured run happens in its own child process (this
+//! binary re-executed), so the peak RSS printed is that run's alone.
+//! Targets: example well under 100 ms; 1000 nodes first run < 2 s on 2 cores,
+//! no-op <= 150 ms, add one node <= 250 ms.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use kubepki::bundle::{self, RecreateOptions};
+use kubepki::inventory::Inventory;
+
+const CHILD: &str = "KUBEPKI_BENCH_CHILD";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn options() -> RecreateOptions {
+    RecreateOptions {
+        identities: vec![repo().join("tests/keys/operator/id_ed25519")],
+        ..RecreateOptions::default()
+    }
+}
+
+fn peak_rss_kib() -> i64 {
+    // SAFETY: getrusage fills the zeroed struct we pass it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage.ru_maxrss
+}
+
+/// The measured run, in the child: one `recreate` of the inventory at `path`.
+fn child(path: &Path) {
+    let inventory = Inventory::load(path).unwrap_or_else(|e| panic!("{e}"));
+    let start = Instant::now();
+    let outcome = bundle::recreate(&inventory, &options()).unwrap_or_else(|e| panic!("{e}"));
+    let elapsed = start.elapsed();
+    println!(
+        "{:.1} {} {} {} {}",
+        elapsed.as_secs_f64() * 1000.0,
+        peak_rss_kib(),
+        outcome.changes.added.len(),
+        outcome.changes.kept.len(),
+        outcome.written
+    );
+}
+
+fn measure(label: &str, inventory: &Path) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env(CHILD, inventory)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{label}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    println!(
+        "{label:<34} {:>9} ms   peak RSS {:>7} KiB   added {:>5}  kept {:>5}  written {}",
+        fields[0], fields[1], fields[2], fields[3], fields[4]
+    );
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn synthetic_ip(i: usize) -> String {
+    format!("172.16.{}.{}", i / 250, i % 250 + 1)
+}
+
+fn node_toml(i: usize, ip: &str) -> String {
+    let roles = if i == 0 {
+        "[\"control-plane\", \"etcd\"]"
+    } else {
+        "[\"worker\"]"
+    };
+    format!(
+        "\n[[nodes]]\nname = \"node-{i}\"\nroles = {roles}\nhost_key = \"node-{i}/ssh_host_ed25519_key.pub\"\nnode_ip = \"{ip}\"\n\n[nodes.addresses]\nlan = [\"{ip}\"]\n"
+    )
+}
+
+fn write_host_key(dir: &Path, i: usize) {
+    let key = ssh_key::PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519)
+        .expect("ed25519 key generation");
+    let public = key.public_key().to_openssh().expect("openssh encoding");
+    let folder = dir.join(format!("node-{i}"));
+    fs::create_dir_all(&folder).unwrap();
+    fs::write(folder.join("ssh_host_ed25519_key.pub"), public + "\n").unwrap();
+}
+
+/// A synthetic inventory of `nodes` nodes in `dir/hosts`.
+fn synthetic(dir: &Path, nodes: usize) -> PathBuf {
+    let hosts = dir.join("hosts");
+    fs::create_dir_all(&hosts).unwrap();
+    let operator = fs::read_to_string(repo().join("tests/keys/operator/id_ed25519.pub")).unwrap();
+    let mut toml = format!(
+        "[cluster]\nname = \"bench\"\n\n[api]\nendpoints = [\"api.bench.example\"]\n\n\
+[network]\nservice_cidrs = [\"10.96.0.0/12\"]\npod_cidrs = [\"10.244.0.0/16\"]\nlan_cidrs = [\"172.16.0.0/12\"]\n\n\
+[pki]\nalgorithm = \"ecdsa-p256\"\n\n\
+[[operators]]\nname = \"bench\"\nrecipients = [\"{}\"]\n",
+        operator.trim()
+    );
+    for i in 0..nodes {
+        write_host_key(&hosts, i);
+        toml.push_str(&node_toml(i, &synthetic_ip(i)));
+    }
+    let path = hosts.join("cluster.toml");
+    fs::write(&path, toml).unwrap();
+    path
+}
+
+fn scenario(root: &Path, label: &str, base: &Path, extra_node: usize, extra_ip: &str) {
+    // First run: a fresh copy with no bundle.
+    let full = root.join(format!("{label}-full"));
+    copy_tree(base, &full);
+    let inventory = full.join("hosts/cluster.toml");
+    measure(&format!("{label}: first run"), &inventory);
+    measure(&format!("{label}: no-op re-run"), &inventory);
+    // Add one node to a copy of the finished cluster.
+    let added = root.join(format!("{label}-add"));
+    copy_tree(&full, &added);
+    let hosts = added.join("hosts");
+    write_host_key(&hosts, extra_node);
+    let path = hosts.join("cluster.toml");
+    let mut toml = fs::read_to_string(&path).unwrap();
+    toml.push_str(&node_toml(extra_node, extra_ip));
+    fs::write(&path, toml).unwrap();
+    measure(&format!("{label}: add one node"), &path);
+}
+
+fn main() {
+    if let Some(path) = std::env::var_os(CHILD) {
+        child(Path::new(&path));
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    println!(
+        "recreate on {} cores (rayon), ECDSA P-256",
+        rayon::current_num_threads()
+    );
+
+    let example = root.path().join("example-base");
+    copy_tree(&repo().join("hosts"), &example.join("hosts"));
+    let _ = fs::remove_dir_all(example.join("hosts/pki"));
+    // The copy must not carry the repository's pins: they would name another CA.
+    let toml_path = example.join("hosts/cluster.toml");
+    let toml = fs::read_to_string(&toml_path).unwrap();
+    let unpinned = match toml.find("[pki.pins]") {
+        Some(start) => {
+            let end = toml[start..]
+                .find("\n\n")
+                .map_or(toml.len(), |e| start + e + 2);
+            format!("{}{}", &toml[..start], &toml[end..])
+        }
+        None => toml,
+    };
+    fs::write(&toml_path, unpinned).unwrap();
+    scenario(
+        root.path(),
+        "example (4 nodes)",
+        &example,
+        9,
+        "192.168.0.99",
+    );
+
+    for nodes in [100usize, 1000] {
+        let base = root.path().join(format!("synthetic-{nodes}"));
+        synthetic(&base, nodes);
+        scenario(
+            root.path(),
+            &format!("{nodes} nodes"),
+            &base,
+            nodes,
+            &synthetic_ip(nodes),
+        );
+    }
+}

@@ -267,3 +267,217 @@ pub fn compute(
     });
     changes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::manifest::{
+        AuthorityEntry, CertificateEntry, SealedKeyEntry, TrustBundleEntry,
+    };
+    use crate::inventory::Inventory;
+
+    fn example() -> (Inventory, Plan, Keyring) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hosts/cluster.toml");
+        let inventory = Inventory::load(&path).unwrap();
+        let plan = crate::plan::plan(&inventory);
+        let keyring = Keyring::from_inventory(&inventory).unwrap();
+        (inventory, plan, keyring)
+    }
+
+    fn ca_fingerprint(authority: Authority) -> String {
+        format!("sha256:{}", authority.name())
+    }
+
+    /// A manifest as if `plan` had just been issued, every leaf expiring on `not_after`.
+    fn issued(plan: &Plan, keyring: &Keyring, not_after: &str) -> Manifest {
+        let mut files = BTreeMap::new();
+        let mut authorities = BTreeMap::new();
+        let sealed = |holders: &[String]| {
+            let summary = keyring.summary(holders);
+            FileEntry::SealedKey(SealedKeyEntry {
+                sha256: String::new(),
+                recipients: summary.labels,
+                recipients_sha256: summary.sha256,
+            })
+        };
+        for a in &plan.authorities {
+            let fingerprints = vec![ca_fingerprint(a.authority)];
+            files.insert(
+                a.cert_file.clone(),
+                FileEntry::TrustBundle(TrustBundleEntry {
+                    sha256: String::new(),
+                    authority: a.authority,
+                    fingerprints: fingerprints.clone(),
+                }),
+            );
+            files.insert(a.key_file.clone(), sealed(&a.key_holders));
+            authorities.insert(
+                a.authority,
+                AuthorityEntry {
+                    cert_file: a.cert_file.clone(),
+                    key_file: a.key_file.clone(),
+                    fingerprints,
+                    not_after: "2099-01-01T00:00:00Z".into(),
+                },
+            );
+        }
+        for c in &plan.certificates {
+            let inputs = CertificateInputs::of(plan, c);
+            files.insert(
+                c.cert_file.clone(),
+                FileEntry::Certificate(CertificateEntry {
+                    sha256: String::new(),
+                    serial: "01".into(),
+                    not_before: "2026-01-01T00:00:00Z".into(),
+                    not_after: not_after.into(),
+                    issuer: c.issuer,
+                    issuer_fingerprint: ca_fingerprint(c.issuer),
+                    public_key_sha256: String::new(),
+                    inputs: inputs.digest(),
+                    input_parts: inputs.parts(),
+                }),
+            );
+            files.insert(c.key_file.clone(), sealed(&c.key_holders));
+        }
+        for s in &plan.secrets {
+            files.insert(s.key_file.clone(), sealed(&s.key_holders));
+            if let Some(p) = &s.public_file {
+                files.insert(
+                    p.clone(),
+                    FileEntry::PublicKey(crate::bundle::manifest::PublicKeyEntry {
+                        sha256: String::new(),
+                    }),
+                );
+            }
+        }
+        Manifest {
+            format: crate::bundle::manifest::FORMAT,
+            cluster: plan.cluster.clone(),
+            algorithm: plan.algorithm,
+            authorities,
+            files,
+            nodes: Manifest::nodes_of(plan),
+        }
+    }
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::parse("2026-06-01T00:00:00Z", &Rfc3339).unwrap()
+    }
+
+    fn options() -> ChangeOptions {
+        ChangeOptions {
+            renew_before_days: 30,
+            ..ChangeOptions::default()
+        }
+    }
+
+    #[test]
+    fn without_a_bundle_everything_is_added() {
+        let (_, plan, keyring) = example();
+        let changes = compute(&plan, None, &keyring, now(), &options());
+        assert_eq!(
+            changes.added.len(),
+            plan.authorities.len() + plan.certificates.len() + plan.secrets.len()
+        );
+        assert!(changes.manifest_changed);
+    }
+
+    #[test]
+    fn an_up_to_date_bundle_has_nothing_to_do() {
+        let (_, plan, keyring) = example();
+        let manifest = issued(&plan, &keyring, "2027-01-01T00:00:00Z");
+        let changes = compute(&plan, Some(&manifest), &keyring, now(), &options());
+        assert!(changes.is_empty(), "{changes:?}");
+        assert_eq!(changes.kept.len(), plan.sealed_key_count());
+    }
+
+    #[test]
+    fn a_changed_san_reissues_only_that_certificate_and_names_the_sans() {
+        let (_, mut plan, keyring) = example();
+        let manifest = issued(&plan, &keyring, "2027-01-01T00:00:00Z");
+        let apiserver = plan
+            .certificates
+            .iter_mut()
+            .find(|c| c.id == "nodes/ec2-controlplane/apiserver")
+            .unwrap();
+        apiserver
+            .sans
+            .push(crate::plan::San::Dns("api.example".into()));
+        let changes = compute(&plan, Some(&manifest), &keyring, now(), &options());
+        assert_eq!(
+            changes.reissued,
+            vec![(
+                "nodes/ec2-controlplane/apiserver".to_string(),
+                Reason::InputsChanged {
+                    parts: vec![InputPart::Sans]
+                }
+            )]
+        );
+        assert_eq!(changes.reissued[0].1.to_string(), "inputs changed: SANs");
+    }
+
+    #[test]
+    fn certificates_inside_the_renewal_window_are_reissued_as_expiring() {
+        let (_, plan, keyring) = example();
+        let manifest = issued(&plan, &keyring, "2026-06-20T00:00:00Z");
+        let changes = compute(&plan, Some(&manifest), &keyring, now(), &options());
+        assert_eq!(changes.reissued.len(), plan.certificates.len());
+        assert!(matches!(changes.reissued[0].1, Reason::Expiring { .. }));
+        // The CAs and secrets stay.
+        assert_eq!(
+            changes.kept.len(),
+            plan.authorities.len() + plan.secrets.len()
+        );
+    }
+
+    #[test]
+    fn a_new_signing_ca_reissues_the_leaves_it_signs() {
+        let (_, plan, keyring) = example();
+        let manifest = issued(&plan, &keyring, "2027-01-01T00:00:00Z");
+        let mut opts = options();
+        opts.signing
+            .insert(Authority::Etcd, "sha256:new-etcd-ca".to_string());
+        let changes = compute(&plan, Some(&manifest), &keyring, now(), &opts);
+        let etcd_leaves = plan
+            .certificates
+            .iter()
+            .filter(|c| c.issuer == Authority::Etcd)
+            .count();
+        assert_eq!(changes.reissued.len(), etcd_leaves);
+        assert!(
+            changes
+                .reissued
+                .iter()
+                .all(|(_, r)| *r == Reason::IssuerChanged)
+        );
+    }
+
+    #[test]
+    fn force_reissues_every_leaf_but_keeps_the_cas() {
+        let (_, plan, keyring) = example();
+        let manifest = issued(&plan, &keyring, "2027-01-01T00:00:00Z");
+        let mut opts = options();
+        opts.force = true;
+        let changes = compute(&plan, Some(&manifest), &keyring, now(), &opts);
+        assert_eq!(changes.reissued.len(), plan.certificates.len());
+        assert!(changes.kept.contains(&"ca/kubernetes".to_string()));
+    }
+
+    #[test]
+    fn a_changed_recipient_set_reseals_without_reissuing() {
+        let (_, plan, keyring) = example();
+        let mut manifest = issued(&plan, &keyring, "2027-01-01T00:00:00Z");
+        if let Some(FileEntry::SealedKey(e)) = manifest
+            .files
+            .get_mut("nodes/laptop-old/kube-proxy.key.age")
+        {
+            e.recipients_sha256 = "stale".into();
+        }
+        let changes = compute(&plan, Some(&manifest), &keyring, now(), &options());
+        assert_eq!(
+            changes.resealed,
+            vec!["nodes/laptop-old/kube-proxy".to_string()]
+        );
+        assert!(changes.reissued.is_empty());
+    }
+}

@@ -6,7 +6,7 @@
 //! in the inventory. Validation and every cryptographic step happen before
 //! the first byte is written, so a failure leaves the old bundle untouched.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 
 use rayon::prelude::*;
@@ -133,6 +133,14 @@ pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outc
         loaded: std::cell::OnceCell::new(),
     };
 
+    let issued_ids: HashSet<&str> = changes
+        .added
+        .iter()
+        .chain(changes.reissued.iter().map(|(id, _)| id))
+        .map(String::as_str)
+        .collect();
+    let resealed_ids: HashSet<&str> = changes.resealed.iter().map(String::as_str).collect();
+
     // 1. The signing CAs: new ones are issued; existing ones are unsealed when needed.
     let added_authorities: Vec<_> = plan
         .authorities
@@ -150,11 +158,11 @@ pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outc
         if signers.contains_key(&authority.authority) {
             continue;
         }
-        let needed = changes.is_resealed(&id)
+        let needed = resealed_ids.contains(id.as_str())
             || plan
                 .certificates
                 .iter()
-                .any(|c| c.issuer == authority.authority && changes.is_issued(&c.id));
+                .any(|c| c.issuer == authority.authority && issued_ids.contains(c.id.as_str()));
         if !needed {
             continue;
         }
@@ -172,7 +180,7 @@ pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outc
     let to_issue: Vec<_> = plan
         .certificates
         .iter()
-        .filter(|c| changes.is_issued(&c.id))
+        .filter(|c| issued_ids.contains(c.id.as_str()))
         .collect();
     // A renewal that keeps keys signs the old key again (never after an algorithm change).
     let mut kept_keys = BTreeMap::new();
@@ -209,7 +217,7 @@ pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outc
     let secrets: BTreeMap<String, IssuedSecret> = plan
         .secrets
         .par_iter()
-        .filter(|s| changes.is_issued(&s.id))
+        .filter(|s| issued_ids.contains(s.id.as_str()))
         .map(|s| issue_secret(s, plan.algorithm).map(|i| (i.id.clone(), i)))
         .collect::<Result<_, _>>()?;
 
@@ -256,7 +264,7 @@ pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outc
                 holders: certificate.key_holders.clone(),
                 plaintext: key_pem_bytes(&issued.key),
             });
-        } else if changes.is_resealed(&certificate.id) {
+        } else if resealed_ids.contains(certificate.id.as_str()) {
             reseal_paths.push((
                 certificate.id.clone(),
                 certificate.key_file.clone(),
@@ -271,7 +279,7 @@ pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outc
                 holders: secret.key_holders.clone(),
                 plaintext: issued.plaintext.clone(),
             });
-        } else if changes.is_resealed(&secret.id) {
+        } else if resealed_ids.contains(secret.id.as_str()) {
             reseal_paths.push((
                 secret.id.clone(),
                 secret.key_file.clone(),

@@ -395,3 +395,64 @@ fn is_unsupported(e: &io::Error) -> bool {
         Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (tempfile::TempDir, PathBuf) {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("pki");
+        (root, dir)
+    }
+
+    #[test]
+    fn a_run_killed_between_the_two_renames_gets_the_old_bundle_back() {
+        let (_root, dir) = setup();
+        let old = sibling(&dir, "old");
+        fs::create_dir_all(&old).unwrap();
+        fs::write(old.join("manifest.json"), b"old").unwrap();
+        let staging = sibling(&dir, "staging");
+        fs::create_dir_all(&staging).unwrap();
+        let _lock = BundleLock::acquire(&dir).unwrap();
+        assert_eq!(fs::read(dir.join("manifest.json")).unwrap(), b"old");
+        assert!(!old.exists() && !staging.exists());
+    }
+
+    #[test]
+    fn a_run_killed_after_both_renames_keeps_the_new_bundle() {
+        let (_root, dir) = setup();
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("manifest.json"), b"new").unwrap();
+        let old = sibling(&dir, "old");
+        fs::create_dir_all(&old).unwrap();
+        let _lock = BundleLock::acquire(&dir).unwrap();
+        assert_eq!(fs::read(dir.join("manifest.json")).unwrap(), b"new");
+        assert!(!old.exists());
+    }
+
+    #[test]
+    fn the_lock_is_exclusive_and_released_on_drop() {
+        let (_root, dir) = setup();
+        let first = BundleLock::acquire(&dir).unwrap();
+        let second = BundleLock::acquire(&dir);
+        assert!(
+            matches!(second, Err(BundleError::Locked { .. })),
+            "{second:?}"
+        );
+        drop(first);
+        BundleLock::acquire(&dir).unwrap();
+    }
+
+    #[test]
+    fn exchange_swaps_two_folders() {
+        let (root, dir) = setup();
+        let other = root.path().join("other");
+        fs::create_dir_all(&dir).unwrap();
+        fs::create_dir_all(&other).unwrap();
+        fs::write(dir.join("a"), b"1").unwrap();
+        fs::write(other.join("b"), b"2").unwrap();
+        exchange(&other, &dir).unwrap();
+        assert!(dir.join("b").exists() && other.join("a").exists());
+    }
+}

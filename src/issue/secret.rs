@@ -37,18 +37,21 @@ pub fn encryption_config() -> Zeroizing<Vec<u8>> {
     rand::rngs::OsRng.fill_bytes(key.as_mut());
     let encoded = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&key[..]));
     let mut out = Zeroizing::new(Vec::with_capacity(512));
-    out.extend_from_slice(
-        b"apiVersion: apiserver.config.k8s.io/v1\n\
-kind: EncryptionConfiguration\n\
-resources:\n\
-  - resources:\n\
-      - secrets\n\
-    providers:\n\
-      - secretbox:\n\
-          keys:\n\
-            - name: key1\n\
-              secret: ",
-    );
+    for line in [
+        "apiVersion: apiserver.config.k8s.io/v1",
+        "kind: EncryptionConfiguration",
+        "resources:",
+        "  - resources:",
+        "      - secrets",
+        "    providers:",
+        "      - secretbox:",
+        "          keys:",
+        "            - name: key1",
+    ] {
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"              secret: ");
     out.extend_from_slice(encoded.as_bytes());
     out.extend_from_slice(b"\n      - identity: {}\n");
     out
