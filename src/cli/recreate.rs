@@ -174,7 +174,6 @@ pub fn run_recreate(args: &RecreateArgs) -> Result<ExitCode, crate::Error> {
         );
     }
     let outcome = bundle::recreate(&inventory, &options)?;
-    let plan = crate::plan::plan(&inventory);
     if outcome.written {
         print!("{}", render_changes(&outcome.changes));
         println!("wrote {}", outcome.bundle_dir.display());
@@ -191,7 +190,7 @@ pub fn run_recreate(args: &RecreateArgs) -> Result<ExitCode, crate::Error> {
         );
     }
     if let Some(publish) = publish {
-        let published = crate::lifecycle::publish_run(&inventory, &plan, &outcome, publish)?;
+        let published = crate::lifecycle::publish_run(&inventory, &outcome, publish)?;
         println!("{}", crate::lifecycle::describe_published(&published));
     }
     Ok(ExitCode::SUCCESS)

@@ -5,7 +5,7 @@
 //! JSON document for `--json`, and the commit subject and per-file reasons
 //! that [`crate::publish`] writes. It decides nothing and reads no file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use serde::Serialize;
@@ -84,6 +84,14 @@ pub fn reason_text(reason: &Reason) -> String {
 
 /// Every change as diff lines, in the order added, re-issued, re-sealed, removed.
 pub fn lines(plan: &Plan, changes: &Changes) -> Vec<DiffLine> {
+    // Indexes, so that a 1000-node first run stays linear.
+    let certificates: HashMap<&str, &crate::plan::CertificatePlan> = plan
+        .certificates
+        .iter()
+        .map(|c| (c.id.as_str(), c))
+        .collect();
+    let added: HashSet<&str> = changes.added.iter().map(String::as_str).collect();
+    let nodes: HashSet<&str> = plan.nodes.iter().map(|n| n.name.as_str()).collect();
     let files_of = |id: &str, keys_only: bool| -> Vec<String> {
         if let Some(authority) = plan
             .authorities
@@ -96,7 +104,7 @@ pub fn lines(plan: &Plan, changes: &Changes) -> Vec<DiffLine> {
                 vec![authority.cert_file.clone(), authority.key_file.clone()]
             };
         }
-        if let Some(certificate) = plan.certificate(id) {
+        if let Some(certificate) = certificates.get(id) {
             return if keys_only {
                 vec![certificate.key_file.clone()]
             } else {
@@ -116,7 +124,7 @@ pub fn lines(plan: &Plan, changes: &Changes) -> Vec<DiffLine> {
     let mut node_added: BTreeMap<&str, bool> = BTreeMap::new();
     for certificate in &plan.certificates {
         if let Some(node) = &certificate.node {
-            let added = changes.added.iter().any(|a| a == &certificate.id);
+            let added = added.contains(certificate.id.as_str());
             node_added
                 .entry(node.as_str())
                 .and_modify(|all| *all &= added)
@@ -125,7 +133,9 @@ pub fn lines(plan: &Plan, changes: &Changes) -> Vec<DiffLine> {
     }
     let mut out = Vec::new();
     for id in &changes.added {
-        let node = plan.certificate(id).and_then(|c| c.node.as_deref());
+        let node = certificates
+            .get(id.as_str())
+            .and_then(|c| c.node.as_deref());
         let reason = match node {
             Some(node) if node_added.get(node) == Some(&true) => format!("new node {node}"),
             Some(_) => "new certificate (role or profile added)".to_string(),
@@ -171,7 +181,7 @@ pub fn lines(plan: &Plan, changes: &Changes) -> Vec<DiffLine> {
     }
     for path in &changes.removed {
         let reason = match node_of_path(path) {
-            Some(node) if plan.node(node).is_none() => format!("node {node} removed"),
+            Some(node) if !nodes.contains(node) => format!("node {node} removed"),
             _ => "no longer planned".to_string(),
         };
         out.push(DiffLine {
@@ -241,13 +251,15 @@ pub fn to_json(lines: &[DiffLine]) -> serde_json::Value {
 /// The commit subject: `kubepki: add node laptop-ultra (5 certs); renew 2 expiring`.
 pub fn subject(plan: &Plan, lines: &[DiffLine]) -> String {
     let mut parts = Vec::new();
+    let certificates: HashSet<&str> = plan.certificates.iter().map(|c| c.id.as_str()).collect();
+    let is_certificate = |material: &str| certificates.contains(material);
     let fresh = lines
         .iter()
         .any(|l| l.action == Action::Add && l.material.starts_with("ca/"));
     if fresh {
         let certs = lines
             .iter()
-            .filter(|l| l.action == Action::Add && plan.certificate(&l.material).is_some())
+            .filter(|l| l.action == Action::Add && is_certificate(&l.material))
             .count();
         parts.push(format!("create the {} PKI ({} certs)", plan.cluster, certs));
     } else {
@@ -255,7 +267,7 @@ pub fn subject(plan: &Plan, lines: &[DiffLine]) -> String {
         let mut other_added = 0;
         for line in lines.iter().filter(|l| l.action == Action::Add) {
             match line.reason.strip_prefix("new node ") {
-                Some(node) if plan.certificate(&line.material).is_some() => {
+                Some(node) if is_certificate(&line.material) => {
                     *new_nodes.entry(node).or_default() += 1
                 }
                 _ => other_added += 1,

@@ -71,19 +71,26 @@ pub fn prepare_publish(
 
 /// Commits (and pushes) what a `recreate` or `renew` run changed: its bundle files with the
 /// reason of each, and the inventory when the run recorded new CA pins in it.
+/// The plan is computed only when there is something to commit, so a no-op run stays cheap.
 pub fn publish_run(
     inventory: &crate::inventory::Inventory,
-    plan: &crate::plan::Plan,
     outcome: &crate::bundle::Outcome,
     options: crate::publish::PublishOptions,
 ) -> Result<crate::publish::Published, crate::publish::PublishError> {
-    let lines = diff::lines(plan, &outcome.changes);
+    if !outcome.written && !outcome.pins_recorded {
+        return Ok(crate::publish::Published::NothingChanged);
+    }
+    let plan = crate::plan::plan(inventory);
+    let lines = if outcome.written {
+        diff::lines(&plan, &outcome.changes)
+    } else {
+        Vec::new()
+    };
     let pins = outcome
         .pins_recorded
         .then_some((inventory.path.as_path(), "CA pins ([pki.pins])"));
-    let lines = if outcome.written { lines } else { Vec::new() };
     let mut publication =
-        diff::publication(plan, &outcome.changes, &lines, &outcome.bundle_dir, pins);
+        diff::publication(&plan, &outcome.changes, &lines, &outcome.bundle_dir, pins);
     if !outcome.written {
         publication.files.retain(|f| f.path == inventory.path);
     }
