@@ -125,7 +125,7 @@ pub enum PublishError {
     )]
     Stage { path: String, source: git2::Error },
     #[error(
-        "git has no author identity for the commit ({source}). Fix: `git config user.name \"Your Name\"` and `git config user.email you@example.org`."
+        "git has no author identity for the commit ({source}). Fix: `git config user.name \"Your Name\"` and `git config user.email you@example.org`, or pass --no-commit."
     )]
     NoIdentity { source: git2::Error },
     #[error("cannot commit in {path}: {source}. Fix: check `git commit` works there.")]
@@ -170,6 +170,8 @@ pub fn preflight(
         return Ok(());
     }
     let (repo, workdir) = open(start)?;
+    repo.signature()
+        .map_err(|source| PublishError::NoIdentity { source })?;
     let owned: Vec<PathBuf> = owned
         .iter()
         .filter_map(|p| relative_to(&workdir, p))
@@ -274,6 +276,10 @@ pub fn publish(
         return Err(PublishError::UnrelatedStaged { paths: unrelated });
     }
 
+    // Who commits is checked before anything is staged.
+    let signature = repo
+        .signature()
+        .map_err(|source| PublishError::NoIdentity { source })?;
     let mut index = repo.index().map_err(|source| PublishError::Index {
         path: shown.clone(),
         source,
@@ -317,13 +323,11 @@ pub fn publish(
         .collect();
 
     let message = compose(&publication.subject, &in_repo);
-    let commit = commit(&repo, tree_id, &message).map_err(|e| match e {
-        CommitFailure::Identity(source) => PublishError::NoIdentity { source },
-        CommitFailure::Git(source) => PublishError::Commit {
+    let commit =
+        commit(&repo, &signature, tree_id, &message).map_err(|source| PublishError::Commit {
             path: shown.clone(),
             source,
-        },
-    })?;
+        })?;
     let pushed_to = if options.push {
         Some(push::push_current_branch(&repo)?)
     } else {
@@ -376,32 +380,26 @@ fn tree_changes(
     Ok(out)
 }
 
-enum CommitFailure {
-    Identity(git2::Error),
-    Git(git2::Error),
-}
-
 fn commit(
     repo: &Repository,
+    signature: &Signature<'_>,
     tree_id: git2::Oid,
     message: &CommitMessage,
-) -> Result<git2::Oid, CommitFailure> {
-    let signature: Signature<'static> = repo.signature().map_err(CommitFailure::Identity)?;
-    let tree = repo.find_tree(tree_id).map_err(CommitFailure::Git)?;
+) -> Result<git2::Oid, git2::Error> {
+    let tree = repo.find_tree(tree_id)?;
     let parent = match repo.head() {
-        Ok(head) => Some(head.peel_to_commit().map_err(CommitFailure::Git)?),
+        Ok(head) => Some(head.peel_to_commit()?),
         Err(_) => None,
     };
     let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
     repo.commit(
         Some("HEAD"),
-        &signature,
-        &signature,
+        signature,
+        signature,
         &message.to_string(),
         &tree,
         &parents,
     )
-    .map_err(CommitFailure::Git)
 }
 
 /// `path` relative to the (canonical) work tree, resolving symlinks in the part of it that exists:
