@@ -215,6 +215,9 @@ pub fn render_changes(changes: &Changes) -> String {
     for path in &changes.removed {
         let _ = writeln!(out, "  - {path} (no longer planned)");
     }
+    for id in &changes.retired {
+        let _ = writeln!(out, "  ~ {id} (trust bundle: the previous CA is dropped)");
+    }
     if changes.manifest_changed {
         let _ = writeln!(out, "  ~ manifest.json (node install description changed)");
     }
