@@ -38,8 +38,9 @@ fn peak_rss_kib() -> i64 {
 
 /// The measured run, in the child: one `recreate` of the inventory at `path`.
 fn child(path: &Path) {
-    let inventory = Inventory::load(path).unwrap_or_else(|e| panic!("{e}"));
+    // Timed like the command: loading the inventory (and its host keys) included.
     let start = Instant::now();
+    let inventory = Inventory::load(path).unwrap_or_else(|e| panic!("{e}"));
     let outcome = bundle::recreate(&inventory, &options()).unwrap_or_else(|e| panic!("{e}"));
     let elapsed = start.elapsed();
     println!(
@@ -55,13 +56,10 @@ fn child(path: &Path) {
 fn measure(label: &str, inventory: &Path) {
     let out = Command::new(std::env::current_exe().unwrap())
         .env(CHILD, inventory)
+        .stderr(std::process::Stdio::inherit())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{label}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{label}: the measured run failed");
     let line = String::from_utf8_lossy(&out.stdout);
     let fields: Vec<&str> = line.split_whitespace().collect();
     println!(
@@ -157,12 +155,20 @@ fn main() {
         return;
     }
     let root = tempfile::tempdir().unwrap();
+    // KUBEPKI_BENCH_KEEP=1 leaves the clusters behind for profiling.
+    let (root, _guard) = if std::env::var_os("KUBEPKI_BENCH_KEEP").is_some() {
+        let kept = root.keep();
+        println!("clusters left in {}", kept.display());
+        (kept, None)
+    } else {
+        (root.path().to_path_buf(), Some(root))
+    };
     println!(
         "recreate on {} cores (rayon), ECDSA P-256",
         rayon::current_num_threads()
     );
 
-    let example = root.path().join("example-base");
+    let example = root.as_path().join("example-base");
     copy_tree(&repo().join("hosts"), &example.join("hosts"));
     let _ = fs::remove_dir_all(example.join("hosts/pki"));
     // The copy must not carry the repository's pins: they would name another CA.
@@ -179,7 +185,7 @@ fn main() {
     };
     fs::write(&toml_path, unpinned).unwrap();
     scenario(
-        root.path(),
+        root.as_path(),
         "example (4 nodes)",
         &example,
         9,
@@ -187,10 +193,10 @@ fn main() {
     );
 
     for nodes in [100usize, 1000] {
-        let base = root.path().join(format!("synthetic-{nodes}"));
+        let base = root.as_path().join(format!("synthetic-{nodes}"));
         synthetic(&base, nodes);
         scenario(
-            root.path(),
+            root.as_path(),
             &format!("{nodes} nodes"),
             &base,
             nodes,

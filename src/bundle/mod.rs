@@ -18,7 +18,7 @@ pub use manifest::{
     Manifest, PublicKeyEntry, SealedKeyEntry, TrustBundleEntry,
 };
 pub use reconcile::{Outcome, RecreateOptions, pending_changes, recreate};
-pub use store::{Bundle, BundleLock, Transaction};
+pub use store::{Bundle, BundleLock, StagedFile, Transaction};
 
 /// Something reading or writing the bundle folder could not do.
 #[derive(Debug, thiserror::Error)]

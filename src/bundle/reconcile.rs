@@ -20,7 +20,7 @@ use super::manifest::{
     AuthorityEntry, CertificateEntry, CertificateInputs, FileEntry, Manifest, PublicKeyEntry,
     SealedKeyEntry, TrustBundleEntry,
 };
-use super::store::{Bundle, BundleLock, Transaction};
+use super::store::{Bundle, BundleLock, StagedFile, Transaction};
 use crate::Error;
 use crate::inventory::Inventory;
 use crate::issue::{
@@ -422,40 +422,33 @@ fn assemble(
     signers: &BTreeMap<Authority, SigningAuthority>,
     issued: &BTreeMap<String, IssuedCertificate>,
     secrets: &BTreeMap<String, IssuedSecret>,
-    mut sealed: BTreeMap<String, (Vec<u8>, SealedKeyEntry)>,
+    sealed: BTreeMap<String, (Vec<u8>, SealedKeyEntry)>,
     lock: &BundleLock,
     fault_after: Option<usize>,
 ) -> Result<Manifest, Error> {
-    let mut tx = Transaction::begin(lock)?;
-    tx.fail_after(fault_after);
     let mut files: BTreeMap<String, FileEntry> = BTreeMap::new();
     let mut authorities = BTreeMap::new();
-
-    // Carries `path` over from the old bundle, or writes its new sealed bytes.
-    let mut key_file = |tx: &mut Transaction<'_>,
-                        files: &mut BTreeMap<String, FileEntry>,
-                        path: &str|
-     -> Result<(), Error> {
-        if let Some((bytes, entry)) = sealed.remove(path) {
-            tx.write(path, &bytes)?;
-            files.insert(path.to_string(), FileEntry::SealedKey(entry));
-        } else {
-            keep(tx, files, old, path)?;
-        }
-        Ok(())
+    let mut staged: Vec<StagedFile<'_>> = Vec::new();
+    let old_entry = |path: &str| -> Result<FileEntry, Error> {
+        old.and_then(|b| b.manifest.files.get(path))
+            .cloned()
+            .ok_or_else(|| {
+                BundleError::NotInManifest {
+                    path: path.to_string(),
+                }
+                .into()
+            })
     };
 
+    // Trust bundles written by this run: a new CA (alone, or rotated in with the previous CA
+    // behind it), or a finished rotation (the previous CA dropped); see lifecycle::rotation.
+    let mut trust: BTreeMap<Authority, (String, Vec<String>, OffsetDateTime)> = BTreeMap::new();
     for authority in &plan.authorities {
         let id = authority_id(authority.authority);
-        if changes.is_issued(&id) {
-            let signer =
-                signers
-                    .get(&authority.authority)
-                    .ok_or_else(|| BundleError::NotInManifest {
-                        path: authority.cert_file.clone(),
-                    })?;
-            let certificate = &signer.certificate;
-            // During a rotation the old CA stays trusted behind the new one.
+        let signer = signers
+            .get(&authority.authority)
+            .filter(|_| changes.is_issued(&id));
+        if let Some(signer) = signer {
             let rotated = changes
                 .reissued
                 .iter()
@@ -464,62 +457,68 @@ fn assemble(
                 Some(bundle) => bundle.read(&authority.cert_file)?,
                 None => Vec::new(),
             };
-            let (pem, fingerprints) =
-                crate::lifecycle::rotation::overlapping_trust_bundle(certificate, &previous)?;
-            tx.write(&authority.cert_file, pem.as_bytes())?;
-            files.insert(
-                authority.cert_file.clone(),
-                FileEntry::TrustBundle(TrustBundleEntry {
-                    sha256: sha256_hex(pem.as_bytes()),
-                    authority: authority.authority,
-                    fingerprints: fingerprints.clone(),
-                }),
-            );
-            authorities.insert(
+            let (pem, fingerprints) = crate::lifecycle::rotation::overlapping_trust_bundle(
+                &signer.certificate,
+                &previous,
+            )?;
+            trust.insert(
                 authority.authority,
-                AuthorityEntry {
-                    cert_file: authority.cert_file.clone(),
-                    key_file: authority.key_file.clone(),
-                    fingerprints,
-                    not_after: rfc3339(certificate.not_after),
-                },
+                (pem, fingerprints, signer.certificate.not_after),
             );
         } else if let (true, Some(bundle)) = (changes.retired.contains(&id), old) {
             let (pem, signing) = crate::lifecycle::rotation::retired_trust_bundle(
                 authority.authority,
                 &bundle.read(&authority.cert_file)?,
             )?;
-            tx.write(&authority.cert_file, pem.as_bytes())?;
-            files.insert(
-                authority.cert_file.clone(),
-                FileEntry::TrustBundle(TrustBundleEntry {
-                    sha256: sha256_hex(pem.as_bytes()),
-                    authority: authority.authority,
-                    fingerprints: vec![signing.fingerprint.clone()],
-                }),
-            );
-            authorities.insert(
+            trust.insert(
                 authority.authority,
-                AuthorityEntry {
-                    cert_file: authority.cert_file.clone(),
-                    key_file: authority.key_file.clone(),
-                    fingerprints: vec![signing.fingerprint.clone()],
-                    not_after: rfc3339(signing.not_after),
-                },
+                (pem, vec![signing.fingerprint.clone()], signing.not_after),
             );
-        } else {
-            keep(&mut tx, &mut files, old, &authority.cert_file)?;
-            if let Some(entry) = old.and_then(|b| b.manifest.authorities.get(&authority.authority))
-            {
-                authorities.insert(authority.authority, entry.clone());
+        }
+    }
+    for authority in &plan.authorities {
+        match trust.get(&authority.authority) {
+            Some((pem, fingerprints, not_after)) => {
+                staged.push(StagedFile::Write(&authority.cert_file, pem.as_bytes()));
+                files.insert(
+                    authority.cert_file.clone(),
+                    FileEntry::TrustBundle(TrustBundleEntry {
+                        sha256: sha256_hex(pem.as_bytes()),
+                        authority: authority.authority,
+                        fingerprints: fingerprints.clone(),
+                    }),
+                );
+                authorities.insert(
+                    authority.authority,
+                    AuthorityEntry {
+                        cert_file: authority.cert_file.clone(),
+                        key_file: authority.key_file.clone(),
+                        fingerprints: fingerprints.clone(),
+                        not_after: rfc3339(*not_after),
+                    },
+                );
+            }
+            None => {
+                staged.push(StagedFile::Keep(&authority.cert_file));
+                files.insert(
+                    authority.cert_file.clone(),
+                    old_entry(&authority.cert_file)?,
+                );
+                if let Some(entry) =
+                    old.and_then(|b| b.manifest.authorities.get(&authority.authority))
+                {
+                    authorities.insert(authority.authority, entry.clone());
+                }
             }
         }
-        key_file(&mut tx, &mut files, &authority.key_file)?;
     }
 
     for certificate in &plan.certificates {
         if let Some(new) = issued.get(&certificate.id) {
-            tx.write(&certificate.cert_file, new.pem.as_bytes())?;
+            staged.push(StagedFile::Write(
+                &certificate.cert_file,
+                new.pem.as_bytes(),
+            ));
             let inputs = CertificateInputs::of(plan, certificate);
             files.insert(
                 certificate.cert_file.clone(),
@@ -536,16 +535,19 @@ fn assemble(
                 }),
             );
         } else {
-            keep(&mut tx, &mut files, old, &certificate.cert_file)?;
+            staged.push(StagedFile::Keep(&certificate.cert_file));
+            files.insert(
+                certificate.cert_file.clone(),
+                old_entry(&certificate.cert_file)?,
+            );
         }
-        key_file(&mut tx, &mut files, &certificate.key_file)?;
     }
 
     for secret in &plan.secrets {
         if let Some(public) = &secret.public_file {
             match secrets.get(&secret.id).and_then(|s| s.public_pem.as_ref()) {
                 Some(pem) => {
-                    tx.write(public, pem.as_bytes())?;
+                    staged.push(StagedFile::Write(public, pem.as_bytes()));
                     files.insert(
                         public.clone(),
                         FileEntry::PublicKey(PublicKeyEntry {
@@ -553,10 +555,32 @@ fn assemble(
                         }),
                     );
                 }
-                None => keep(&mut tx, &mut files, old, public)?,
+                None => {
+                    staged.push(StagedFile::Keep(public));
+                    files.insert(public.clone(), old_entry(public)?);
+                }
             }
         }
-        key_file(&mut tx, &mut files, &secret.key_file)?;
+    }
+
+    // Every sealed key: the new bytes if it was (re-)sealed, else the old file.
+    let key_files = plan
+        .authorities
+        .iter()
+        .map(|a| &a.key_file)
+        .chain(plan.certificates.iter().map(|c| &c.key_file))
+        .chain(plan.secrets.iter().map(|s| &s.key_file));
+    for key_file in key_files {
+        match sealed.get(key_file) {
+            Some((bytes, entry)) => {
+                staged.push(StagedFile::Write(key_file, bytes));
+                files.insert(key_file.clone(), FileEntry::SealedKey(entry.clone()));
+            }
+            None => {
+                staged.push(StagedFile::Keep(key_file));
+                files.insert(key_file.clone(), old_entry(key_file)?);
+            }
+        }
     }
 
     let manifest = Manifest {
@@ -567,25 +591,11 @@ fn assemble(
         files,
         nodes: Manifest::nodes_of(plan),
     };
+    let mut tx = Transaction::begin(lock)?;
+    tx.fail_after(fault_after);
+    tx.apply(&staged)?;
     tx.commit(&manifest)?;
     Ok(manifest)
-}
-
-/// Links an unchanged file from the old bundle and copies its manifest entry.
-fn keep(
-    tx: &mut Transaction<'_>,
-    files: &mut BTreeMap<String, FileEntry>,
-    old: Option<&Bundle>,
-    path: &str,
-) -> Result<(), Error> {
-    let entry = old
-        .and_then(|b| b.manifest.files.get(path))
-        .ok_or_else(|| BundleError::NotInManifest {
-            path: path.to_string(),
-        })?;
-    tx.keep(path)?;
-    files.insert(path.to_string(), entry.clone());
-    Ok(())
 }
 
 /// Writes the CA fingerprints into `[pki.pins]` of the inventory if they differ; returns whether it did.

@@ -13,6 +13,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -204,6 +205,16 @@ impl Drop for BundleLock {
     }
 }
 
+/// Removes a bundle-shaped tree, one node folder per task (thousands of unlinks are I/O-bound).
+fn remove_tree_parallel(path: &Path) -> Result<(), BundleError> {
+    use rayon::prelude::*;
+    if let Ok(entries) = fs::read_dir(path.join("nodes")) {
+        let dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        dirs.par_iter().try_for_each(|d| remove_tree(d))?;
+    }
+    remove_tree(path)
+}
+
 fn remove_tree(path: &Path) -> Result<(), BundleError> {
     fs::remove_dir_all(path).map_err(|source| BundleError::Write {
         path: path.display().to_string(),
@@ -215,10 +226,25 @@ fn remove_tree(path: &Path) -> Result<(), BundleError> {
 pub struct Transaction<'l> {
     lock: &'l BundleLock,
     staging: PathBuf,
-    writes: usize,
+    writes: AtomicUsize,
     fault_after: Option<usize>,
-    crashed: bool,
+    crashed: AtomicBool,
     created: std::collections::BTreeSet<PathBuf>,
+}
+
+/// One file of the new bundle: carried over from the old one, or new bytes.
+#[derive(Debug)]
+pub enum StagedFile<'a> {
+    Keep(&'a str),
+    Write(&'a str, &'a [u8]),
+}
+
+impl StagedFile<'_> {
+    fn path(&self) -> &str {
+        match self {
+            StagedFile::Keep(p) | StagedFile::Write(p, _) => p,
+        }
+    }
 }
 
 impl<'l> Transaction<'l> {
@@ -235,9 +261,9 @@ impl<'l> Transaction<'l> {
         Ok(Transaction {
             lock,
             staging,
-            writes: 0,
+            writes: AtomicUsize::new(0),
             fault_after: None,
-            crashed: false,
+            crashed: AtomicBool::new(false),
             created: Default::default(),
         })
     }
@@ -249,12 +275,12 @@ impl<'l> Transaction<'l> {
         self.fault_after = n;
     }
 
-    fn step(&mut self) -> Result<(), BundleError> {
-        if self.fault_after.is_some_and(|n| self.writes >= n) {
-            self.crashed = true;
-            return Err(BundleError::InjectedFault { after: self.writes });
+    fn step(&self) -> Result<(), BundleError> {
+        let done = self.writes.fetch_add(1, Ordering::SeqCst);
+        if self.fault_after.is_some_and(|n| done >= n) {
+            self.crashed.store(true, Ordering::SeqCst);
+            return Err(BundleError::InjectedFault { after: done });
         }
-        self.writes += 1;
         Ok(())
     }
 
@@ -273,32 +299,50 @@ impl<'l> Transaction<'l> {
 
     /// Carries file `path` over unchanged from the current bundle (a hard link: same inode, same mtime).
     pub fn keep(&mut self, path: &str) -> Result<(), BundleError> {
-        self.step()?;
-        let target = self.staging.join(path);
-        self.parent_dir(&target)?;
-        let source = self.lock.dir.join(path);
-        fs::hard_link(&source, &target).map_err(|source_err| BundleError::Write {
-            path: source.display().to_string(),
-            source: source_err,
-        })
+        self.apply(&[StagedFile::Keep(path)])
     }
 
     /// Writes file `path` of the new bundle (mode 0644: sealed or public content only).
     pub fn write(&mut self, path: &str, bytes: &[u8]) -> Result<(), BundleError> {
+        self.apply(&[StagedFile::Write(path, bytes)])
+    }
+
+    /// Stages many files at once: folders first, then the links and writes in parallel.
+    pub fn apply(&mut self, files: &[StagedFile<'_>]) -> Result<(), BundleError> {
+        use rayon::prelude::*;
+        for file in files {
+            let target = self.staging.join(file.path());
+            self.parent_dir(&target)?;
+        }
+        let this = &*self;
+        files.par_iter().try_for_each(|file| this.stage(file))
+    }
+
+    fn stage(&self, file: &StagedFile<'_>) -> Result<(), BundleError> {
         self.step()?;
-        let target = self.staging.join(path);
-        self.parent_dir(&target)?;
-        let write = || -> io::Result<()> {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&target)?;
-            file.write_all(bytes)
-        };
-        write().map_err(|source| BundleError::Write {
-            path: target.display().to_string(),
-            source,
-        })
+        let target = self.staging.join(file.path());
+        match file {
+            StagedFile::Keep(path) => {
+                let source = self.lock.dir.join(path);
+                fs::hard_link(&source, &target).map_err(|e| BundleError::Write {
+                    path: source.display().to_string(),
+                    source: e,
+                })
+            }
+            StagedFile::Write(_, bytes) => {
+                let write = || -> io::Result<()> {
+                    let mut file = OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&target)?;
+                    file.write_all(bytes)
+                };
+                write().map_err(|source| BundleError::Write {
+                    path: target.display().to_string(),
+                    source,
+                })
+            }
+        }
     }
 
     /// Writes the manifest, syncs the staging folder, and swaps it in place of the old bundle.
@@ -329,7 +373,7 @@ impl<'l> Transaction<'l> {
                     self.step()?;
                     fs::rename(&staging, &dir).map_err(write_err(&dir))?;
                     crate::atomic::sync_dir(&parent).map_err(write_err(&parent))?;
-                    remove_tree(&old)?;
+                    remove_tree_parallel(&old)?;
                     return Ok(());
                 }
                 Err(e) => return Err(write_err(&dir)(e)),
@@ -337,7 +381,7 @@ impl<'l> Transaction<'l> {
             crate::atomic::sync_dir(&parent).map_err(write_err(&parent))?;
             self.step()?;
             // `staging` now holds the old bundle.
-            remove_tree(&staging)?;
+            remove_tree_parallel(&staging)?;
         } else {
             fs::rename(&staging, &dir).map_err(write_err(&dir))?;
             crate::atomic::sync_dir(&parent).map_err(write_err(&parent))?;
@@ -349,7 +393,7 @@ impl<'l> Transaction<'l> {
 impl Drop for Transaction<'_> {
     fn drop(&mut self) {
         // A simulated crash leaves its mess for the next run's recovery, like a real one.
-        if !self.crashed && self.staging.exists() {
+        if !self.crashed.load(Ordering::SeqCst) && self.staging.exists() {
             let _ = fs::remove_dir_all(&self.staging);
         }
     }

@@ -44,25 +44,40 @@ fn rsa_bits(algorithm: KeyAlgorithm) -> Option<usize> {
 impl PrivateKey {
     /// A fresh random key of `algorithm`.
     pub fn generate(algorithm: KeyAlgorithm) -> Result<PrivateKey, IssueError> {
+        Self::generate_with_pair(algorithm).map(|(key, _)| key)
+    }
+
+    /// A fresh key and its rcgen key pair, without parsing the key a second time.
+    pub(crate) fn generate_with_pair(
+        algorithm: KeyAlgorithm,
+    ) -> Result<(PrivateKey, KeyPair), IssueError> {
         let failed = |reason: String| IssueError::KeyGeneration {
             algorithm: algorithm.name().to_string(),
             reason,
         };
-        let pkcs8 = match rsa_bits(algorithm) {
+        match rsa_bits(algorithm) {
             Some(bits) => {
                 use rsa::pkcs8::EncodePrivateKey;
                 let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, bits)
                     .map_err(|e| failed(e.to_string()))?;
                 let document = key.to_pkcs8_der().map_err(|e| failed(e.to_string()))?;
-                Zeroizing::new(document.as_bytes().to_vec())
+                let key = PrivateKey {
+                    algorithm,
+                    pkcs8: Zeroizing::new(document.as_bytes().to_vec()),
+                };
+                let pair = key.key_pair().map_err(|e| failed(e.to_string()))?;
+                Ok((key, pair))
             }
             None => {
                 let pair = KeyPair::generate_for(signature_algorithm(algorithm))
                     .map_err(|e| failed(e.to_string()))?;
-                Zeroizing::new(pair.serialize_der())
+                let key = PrivateKey {
+                    algorithm,
+                    pkcs8: Zeroizing::new(pair.serialize_der()),
+                };
+                Ok((key, pair))
             }
-        };
-        Ok(PrivateKey { algorithm, pkcs8 })
+        }
     }
 
     /// Reads a PEM "PRIVATE KEY" (PKCS#8), as this module writes them; `owner` names it in errors.

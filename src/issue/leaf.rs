@@ -41,8 +41,8 @@ pub fn issue_leaf(
     validity_days: u32,
     now: OffsetDateTime,
 ) -> Result<IssuedCertificate, IssueError> {
-    let key = PrivateKey::generate(algorithm)?;
-    issue_leaf_with_key(plan, signer, key, validity_days, now)
+    let (key, pair) = PrivateKey::generate_with_pair(algorithm)?;
+    sign(plan, signer, key, pair, validity_days, now)
 }
 
 /// Issues one leaf certificate for `plan` over an existing `key` (a renewal that keeps the key).
@@ -53,12 +53,27 @@ pub fn issue_leaf_with_key(
     validity_days: u32,
     now: OffsetDateTime,
 ) -> Result<IssuedCertificate, IssueError> {
+    let pair = key.key_pair().map_err(|e| IssueError::Signing {
+        id: plan.id.clone(),
+        reason: e.to_string(),
+    })?;
+    sign(plan, signer, key, pair, validity_days, now)
+}
+
+/// Signs the certificate of `plan` over `key` (whose rcgen form is `pair`).
+fn sign(
+    plan: &CertificatePlan,
+    signer: &SigningAuthority,
+    key: PrivateKey,
+    pair: rcgen::KeyPair,
+    validity_days: u32,
+    now: OffsetDateTime,
+) -> Result<IssuedCertificate, IssueError> {
     let signing = |reason: String| IssueError::Signing {
         id: plan.id.clone(),
         reason,
     };
     let algorithm = key.algorithm();
-    let pair = key.key_pair().map_err(|e| signing(e.to_string()))?;
 
     let mut params = CertificateParams::default();
     let mut name = DistinguishedName::new();

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 
@@ -40,9 +41,38 @@ impl AgeRecipient {
     }
 }
 
+/// One recipient: its text (all the manifest needs) and, once something is sealed to it, its parsed key.
 struct Entry {
-    text: String,
-    recipient: AgeRecipient,
+    owner: String,
+    recipient: Recipient,
+    parsed: OnceLock<AgeRecipient>,
+}
+
+impl Entry {
+    fn new(owner: String, recipient: &Recipient) -> Entry {
+        Entry {
+            owner,
+            recipient: recipient.clone(),
+            parsed: OnceLock::new(),
+        }
+    }
+
+    fn text(&self) -> &str {
+        &self.recipient.text
+    }
+
+    /// The age recipient, parsed on first use (a no-op run never pays for it).
+    fn parsed(&self) -> Result<&AgeRecipient, SealError> {
+        if let Some(parsed) = self.parsed.get() {
+            return Ok(parsed);
+        }
+        let parsed = AgeRecipient::parse(&self.recipient, &self.owner)?;
+        let _ = self.parsed.set(parsed);
+        self.parsed.get().ok_or_else(|| SealError::BadRecipient {
+            owner: self.owner.clone(),
+            reason: "it could not be cached".into(),
+        })
+    }
 }
 
 /// Every recipient of the inventory, parsed once: node host keys by node, operator keys by operator.
@@ -67,32 +97,31 @@ pub struct RecipientSet<'k> {
 }
 
 impl Keyring {
-    /// Parses every host key and operator recipient of `inventory`.
+    /// Every host key and operator recipient of `inventory` (already checked by
+    /// [`Inventory::load`]); each is parsed for age once, when first sealed to.
     pub fn from_inventory(inventory: &Inventory) -> Result<Keyring, SealError> {
-        let mut nodes = BTreeMap::new();
-        for (node, host_key) in &inventory.host_keys {
-            let recipient = AgeRecipient::parse(&host_key.recipient, &format!("node `{node}`"))?;
-            nodes.insert(
-                node.clone(),
-                Entry {
-                    text: host_key.recipient.text.clone(),
-                    recipient,
-                },
-            );
-        }
-        let mut operators = Vec::new();
-        for (operator, recipients) in &inventory.operator_recipients {
-            for r in recipients {
-                let recipient = AgeRecipient::parse(r, &format!("operator `{operator}`"))?;
-                operators.push((
-                    operator.clone(),
-                    Entry {
-                        text: r.text.clone(),
-                        recipient,
-                    },
-                ));
-            }
-        }
+        let nodes = inventory
+            .host_keys
+            .iter()
+            .map(|(node, host_key)| {
+                (
+                    node.clone(),
+                    Entry::new(format!("node `{node}`"), &host_key.recipient),
+                )
+            })
+            .collect();
+        let operators = inventory
+            .operator_recipients
+            .iter()
+            .flat_map(|(operator, recipients)| {
+                recipients.iter().map(move |r| {
+                    (
+                        operator.clone(),
+                        Entry::new(format!("operator `{operator}`"), r),
+                    )
+                })
+            })
+            .collect();
         Ok(Keyring { nodes, operators })
     }
 
@@ -101,11 +130,11 @@ impl Keyring {
         let mut labels: Vec<String> = holders.iter().map(|n| format!("node:{n}")).collect();
         let mut texts: Vec<&str> = holders
             .iter()
-            .filter_map(|n| self.nodes.get(n).map(|e| e.text.as_str()))
+            .filter_map(|n| self.nodes.get(n).map(Entry::text))
             .collect();
         for (operator, entry) in &self.operators {
             labels.push(format!("operator:{operator}"));
-            texts.push(&entry.text);
+            texts.push(entry.text());
         }
         labels.sort();
         labels.dedup();
@@ -129,9 +158,11 @@ impl Keyring {
                 .nodes
                 .get(node)
                 .ok_or_else(|| SealError::UnknownNode { node: node.clone() })?;
-            recipients.push(&entry.recipient);
+            recipients.push(entry.parsed()?);
         }
-        recipients.extend(self.operators.iter().map(|(_, e)| &e.recipient));
+        for (_, entry) in &self.operators {
+            recipients.push(entry.parsed()?);
+        }
         if recipients.is_empty() {
             return Err(SealError::NoRecipients {
                 what: what.to_string(),
