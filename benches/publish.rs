@@ -56,8 +56,8 @@ fn run(inventory_path: &Path) -> (Duration, Duration, Duration, Published) {
     let t1 = Instant::now();
     let outcome = bundle::recreate(&inventory, &options).unwrap_or_else(|e| panic!("{e}"));
     let t2 = Instant::now();
-    let published =
-        lifecycle::publish_run(&inventory, &outcome, publish).unwrap_or_else(|e| panic!("{e}"));
+    let published = lifecycle::publish_run(&inventory, &outcome, None, publish)
+        .unwrap_or_else(|e| panic!("{e}"));
     let t3 = Instant::now();
     (t1 - t0, t2 - t1, t3 - t2, published)
 }

@@ -64,6 +64,12 @@ fn a_rotation_is_accepted_by_openssl_and_etcd_for_both_cas_then_finished() {
     )
     .unwrap();
 
+    // 0. The preview: every CA rotates and every leaf is re-issued; nothing is written.
+    let preview: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["plan", "--json", "--rotate-ca"])).unwrap();
+    assert_eq!(preview["diff"]["summary"]["reissue"], 3 + 27);
+    assert_eq!(certificates_in(&bundle.join("ca/etcd.crt")), 1);
+
     // 1. Start the rotation.
     let out = ws.ok(&["recreate", "--rotate-ca", "-i", key]);
     assert!(
@@ -140,6 +146,10 @@ fn a_rotation_is_accepted_by_openssl_and_etcd_for_both_cas_then_finished() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--finish-ca-rotation"));
 
     // 2. Finish: the old CA leaves trust bundles and pins; no leaf is re-issued.
+    let preview: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["plan", "--json", "--finish-ca-rotation"])).unwrap();
+    assert_eq!(preview["diff"]["summary"]["retire"], 3);
+    assert_eq!(preview["diff"]["summary"]["reissue"], 0);
     let client_before_finish =
         fs::read(bundle.join("nodes/ec2-controlplane/apiserver-etcd-client.crt")).unwrap();
     let out = ws.ok(&["recreate", "--finish-ca-rotation", "-i", key]);

@@ -764,3 +764,209 @@ fn issuing_with_an_existing_ca_but_no_identity_fails_clearly_and_writes_nothing(
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("ca/kubernetes.key.age"));
 }
+
+#[test]
+fn an_age_identity_file_operator_can_reissue_and_go_age_reads_its_keys() {
+    let cluster = Cluster::new();
+    let keys = cluster.dir.path().join("keys");
+    fs::create_dir_all(&keys).unwrap();
+    let identity = keys.join("keys.txt");
+    let out = Command::new(tool("age-keygen"))
+        .arg("-o")
+        .arg(&identity)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = fs::read_to_string(&identity).unwrap();
+    let recipient = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_string();
+    cluster.edit(|t| {
+        t.replace(
+            "operator-TEST-KEY\",\n",
+            &format!("operator-TEST-KEY\",\n  \"{recipient}\",\n"),
+        )
+    });
+    cluster.recreate();
+    // Only the age identity file: it must unseal the CA keys to re-issue every leaf.
+    let out = cluster.run(&["recreate", "--force", "-i", identity.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = go_age_decrypt(&identity, &cluster.bundle().join("cluster/admin.key.age")).unwrap();
+    let (a, b) = key_and_cert_public_keys(&key, &cluster.bundle().join("cluster/admin.crt"));
+    assert_eq!(a, b);
+}
+
+#[test]
+fn a_passphrase_protected_identity_without_a_terminal_fails_clearly() {
+    let cluster = Cluster::new();
+    cluster.recreate();
+    let keys = cluster.dir.path().join("keys");
+    fs::create_dir_all(&keys).unwrap();
+    let protected = keys.join("protected");
+    let status = Command::new(tool("ssh-keygen"))
+        .args(["-q", "-t", "ed25519", "-N", "correct horse", "-f"])
+        .arg(&protected)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    cluster.add_node("laptop-new", "192.168.0.24");
+    // setsid: no controlling terminal, as under CI or a systemd unit.
+    let out = Command::new(tool("setsid"))
+        .arg("--wait")
+        .arg(BIN)
+        .args(["recreate", "-f"])
+        .arg(cluster.inventory())
+        .arg("-i")
+        .arg(&protected)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("protected by a passphrase"), "{stderr}");
+    assert!(stderr.contains("no terminal"), "{stderr}");
+    assert!(!cluster.bundle().join("nodes/laptop-new").exists());
+}
+
+#[test]
+fn a_folder_that_is_not_a_bundle_is_never_replaced() {
+    let cluster = Cluster::new();
+    fs::create_dir_all(cluster.bundle()).unwrap();
+    fs::write(cluster.bundle().join("notes.txt"), b"mine").unwrap();
+    let out = cluster.run(&["recreate", "-i", operator_key().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a kubepki bundle"));
+    assert_eq!(
+        fs::read(cluster.bundle().join("notes.txt")).unwrap(),
+        b"mine"
+    );
+}
+
+#[test]
+fn a_bad_inventory_exits_non_zero_and_writes_nothing() {
+    let cluster = Cluster::new();
+    cluster.edit(|t| t.replace("algorithm = \"ecdsa-p256\"", "algorithm = \"dsa-1024\""));
+    let before = fs::read(cluster.inventory()).unwrap();
+    let out = cluster.run(&["recreate", "-i", operator_key().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(!cluster.bundle().exists());
+    assert_eq!(fs::read(cluster.inventory()).unwrap(), before);
+}
+
+#[test]
+fn ca_rotation_publishes_new_and_old_then_only_new_and_reissues_only_that_authoritys_leaves() {
+    use kubepki::bundle::TrustBundle;
+    use kubepki::issue::{CaCertificate, issue_authority};
+    use kubepki::plan::Authority;
+
+    let cluster = Cluster::new();
+    cluster.recreate();
+    let before = cluster.opened().manifest;
+    let inventory = cluster.load();
+    let plan = kubepki::plan::plan(&inventory);
+    let old_pem = fs::read(cluster.bundle().join("ca/etcd.crt")).unwrap();
+    let old = CaCertificate::from_pem_bundle(Authority::Etcd, &old_pem).unwrap();
+    let new = issue_authority(
+        plan.authority(Authority::Etcd).unwrap(),
+        plan.algorithm,
+        plan.ca_validity_days,
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let mut options = RecreateOptions {
+        identities: vec![operator_key()],
+        ..RecreateOptions::default()
+    };
+    options.trust.insert(
+        Authority::Etcd,
+        TrustBundle {
+            signing: new.certificate.clone(),
+            key: new.key().clone(),
+            also_trusted: old.clone(),
+        },
+    );
+    let outcome = bundle::recreate(&inventory, &options).unwrap();
+    assert!(outcome.written && outcome.pins_recorded);
+    let during = cluster.opened();
+    during.verify().unwrap();
+    let fingerprints = vec![
+        new.certificate.fingerprint.clone(),
+        old[0].fingerprint.clone(),
+    ];
+    assert_eq!(
+        during.manifest.authorities[&Authority::Etcd].fingerprints,
+        fingerprints
+    );
+    assert_eq!(cluster.load().spec.pki.pins[&Authority::Etcd], fingerprints);
+    for certificate in &plan.certificates {
+        let FileEntry::Certificate(entry) = &during.manifest.files[&certificate.cert_file] else {
+            panic!()
+        };
+        if certificate.issuer == Authority::Etcd {
+            assert_eq!(entry.issuer_fingerprint, new.certificate.fingerprint);
+            let ca = cluster.bundle().join("ca/etcd.crt");
+            let leaf = cluster.bundle().join(&certificate.cert_file);
+            let out = openssl(
+                &[
+                    "verify",
+                    "-CAfile",
+                    ca.to_str().unwrap(),
+                    leaf.to_str().unwrap(),
+                ],
+                b"",
+            );
+            assert!(out.status.success(), "{}", certificate.id);
+        } else {
+            assert_eq!(
+                &during.manifest.files[&certificate.cert_file],
+                &before.files[&certificate.cert_file],
+                "{} must stay",
+                certificate.id
+            );
+        }
+    }
+    // The sealed CA key is the new CA's (the first certificate of the trust bundle).
+    let key = go_age_decrypt(&operator_key(), &cluster.bundle().join("ca/etcd.key.age")).unwrap();
+    let (a, b) = key_and_cert_public_keys(&key, &cluster.bundle().join("ca/etcd.crt"));
+    assert_eq!(a, b);
+
+    // The same step again changes nothing; dropping the old CA rewrites only the trust bundle.
+    let inventory = cluster.load();
+    let again = bundle::recreate(&inventory, &options).unwrap();
+    assert!(!again.written, "{:?}", again.changes);
+    options
+        .trust
+        .get_mut(&Authority::Etcd)
+        .unwrap()
+        .also_trusted
+        .clear();
+    let finished = bundle::recreate(&inventory, &options).unwrap();
+    assert!(finished.written);
+    assert!(
+        finished
+            .changes
+            .reissued
+            .iter()
+            .all(|(id, _)| id == "ca/etcd")
+    );
+    let after = cluster.opened().manifest;
+    assert_eq!(
+        after.authorities[&Authority::Etcd].fingerprints,
+        vec![new.certificate.fingerprint.clone()]
+    );
+    assert_eq!(
+        CaCertificate::from_pem_bundle(
+            Authority::Etcd,
+            &fs::read(cluster.bundle().join("ca/etcd.crt")).unwrap()
+        )
+        .unwrap()
+        .len(),
+        1
+    );
+}

@@ -30,19 +30,8 @@ pub enum Reason {
     IssuerChanged,
     /// `--force` (or `renew`) asked for it.
     Forced,
-    /// `--rotate-ca`: a new CA replaces the signing one (the old one stays trusted until
-    /// `--finish-ca-rotation`).
-    CaRotation,
-}
-
-/// A step of CA rotation with overlap (see docs/ca-rotation.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Rotation {
-    /// New CAs sign; trust bundles hold the new and the old CA; every leaf is re-issued.
-    Start,
-    /// Trust bundles (and pins) drop the old CA.
-    Finish,
+    /// A CA rotation step changes the authority's trust bundle (and maybe its signing CA).
+    TrustChanged,
 }
 
 impl fmt::Display for Reason {
@@ -56,7 +45,7 @@ impl fmt::Display for Reason {
             Reason::Expiring { not_after } => write!(f, "expiring (not after {not_after})"),
             Reason::IssuerChanged => f.write_str("issuer changed"),
             Reason::Forced => f.write_str("forced"),
-            Reason::CaRotation => f.write_str("CA rotation"),
+            Reason::TrustChanged => f.write_str("CA rotation: trust bundle changed"),
         }
     }
 }
@@ -72,10 +61,13 @@ pub struct ChangeOptions {
     /// fingerprint of the manifest. CA rotation sets the new CA here, so every
     /// leaf signed by the old one is re-issued.
     pub signing: BTreeMap<Authority, String>,
+    /// The trust bundle an authority must publish (fingerprints, signing CA first),
+    /// for CA rotation: `[new, old]` while both are trusted, then `[new]`. An
+    /// authority whose manifest differs is re-issued with [`Reason::TrustChanged`];
+    /// its first fingerprint is its signing CA unless `signing` says otherwise.
+    pub trust: BTreeMap<Authority, Vec<String>>,
     /// Leaf certificates to re-issue whatever their state (`kubepki renew`), by id.
     pub renew: BTreeSet<String>,
-    /// A CA rotation step, if this run is one.
-    pub rotation: Option<Rotation>,
 }
 
 /// Everything a run changes, by material id (`ca/<authority>`, a certificate id, a secret id).
@@ -91,8 +83,6 @@ pub struct Changes {
     pub removed: Vec<String>,
     /// Material left exactly as it is.
     pub kept: Vec<String>,
-    /// Authorities (`ca/<name>`) whose trust bundle drops the CA being rotated out.
-    pub retired: Vec<String>,
     /// The manifest's node descriptions or header differ from the plan's.
     pub manifest_changed: bool,
 }
@@ -104,7 +94,6 @@ impl Changes {
             && self.reissued.is_empty()
             && self.resealed.is_empty()
             && self.removed.is_empty()
-            && self.retired.is_empty()
             && !self.manifest_changed
     }
 
@@ -165,26 +154,20 @@ pub fn compute(
                 changes.added.push(id);
                 signing.insert(authority.authority, None);
             }
-            Some(_) if options.rotation == Some(Rotation::Start) => {
-                // A new CA: no leaf's issuer matches it, so every leaf of it is re-issued.
-                changes.reissued.push((id, Reason::CaRotation));
-                signing.insert(authority.authority, None);
-            }
             Some(entry) => {
+                let trust = options.trust.get(&authority.authority);
                 let fingerprint = options
                     .signing
                     .get(&authority.authority)
                     .cloned()
+                    .or_else(|| trust.and_then(|t| t.first().cloned()))
                     .or_else(|| entry.signing_fingerprint().map(str::to_string));
                 signing.insert(authority.authority, fingerprint);
-                let retired =
-                    options.rotation == Some(Rotation::Finish) && entry.fingerprints.len() > 1;
-                if retired {
-                    changes.retired.push(id.clone());
-                }
-                if sealed_changed(&authority.key_file, &authority.key_holders) {
+                if trust.is_some_and(|t| *t != entry.fingerprints) {
+                    changes.reissued.push((id, Reason::TrustChanged));
+                } else if sealed_changed(&authority.key_file, &authority.key_holders) {
                     changes.resealed.push(id);
-                } else if !retired {
+                } else {
                     changes.kept.push(id);
                 }
             }
@@ -263,7 +246,8 @@ pub fn compute(
         m.format != super::manifest::FORMAT
             || m.cluster != plan.cluster
             || m.algorithm != plan.algorithm
-            || m.nodes != Manifest::nodes_of(plan)
+            || m.nodes.len() != plan.nodes.len()
+            || plan.nodes.iter().any(|n| m.nodes.get(&n.name) != Some(n))
     });
     changes
 }

@@ -6,18 +6,30 @@
 //! folder under a lock; [`reconcile`] is `kubepki recreate`, tying plan,
 //! issuance, sealing and the store together. Plaintext keys never reach the
 //! disk here: only sealed bytes and public material are written.
+//!
+//! For the other stages:
+//! - read: [`Bundle::open`] (manifest only), [`Bundle::read`] (one file, digest
+//!   checked), [`Bundle::verify`] (every file);
+//! - decide: [`compute`] with [`ChangeOptions`] (`force`, `renew_before_days`,
+//!   `signing`, `trust`) gives [`Changes`]; [`pending_changes`] does it for an inventory;
+//! - act: [`recreate`] with [`RecreateOptions`]; `renew` is `force`, CA rotation
+//!   is `trust` ([`TrustBundle`]: signing CA `new`, also trusted `[old]`, later `[]`);
+//! - low level: [`BundleLock`] + [`Transaction`] (`keep`, `write`, `apply`, `commit`)
+//!   for any other whole-bundle rewrite.
 
 pub mod changes;
 pub mod manifest;
 pub mod reconcile;
 pub mod store;
 
-pub use changes::{ChangeOptions, Changes, Reason, Rotation, authority_id, compute};
+pub use changes::{ChangeOptions, Changes, Reason, authority_id, compute};
 pub use manifest::{
     AuthorityEntry, CertificateEntry, CertificateInputs, FileEntry, InputPart, MANIFEST_FILE,
     Manifest, PublicKeyEntry, SealedKeyEntry, TrustBundleEntry,
 };
-pub use reconcile::{Outcome, RecreateOptions, pending_changes, recreate};
+pub use reconcile::{
+    Outcome, RecreateOptions, TrustBundle, pending_changes, record_pins, recreate,
+};
 pub use store::{Bundle, BundleLock, StagedFile, Transaction};
 
 /// Something reading or writing the bundle folder could not do.
@@ -60,6 +72,10 @@ pub enum BundleError {
         authority: String,
         fingerprint: String,
     },
+    #[error(
+        "{path} exists but has no manifest.json, so it is not a kubepki bundle; recreate would replace its files. Fix: move its files away, or set `pki.bundle` in the inventory to another folder."
+    )]
+    NotABundle { path: String },
     #[error("injected fault after {after} writes (test hook).")]
     InjectedFault { after: usize },
     #[error("cannot record the CA pins in the inventory: {0}")]

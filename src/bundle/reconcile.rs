@@ -15,7 +15,7 @@ use time::format_description::well_known::Rfc3339;
 use zeroize::Zeroizing;
 
 use super::BundleError;
-use super::changes::{ChangeOptions, Changes, Reason, Rotation, authority_id, compute};
+use super::changes::{ChangeOptions, Changes, authority_id, compute};
 use super::manifest::{
     AuthorityEntry, CertificateEntry, CertificateInputs, FileEntry, Manifest, PublicKeyEntry,
     SealedKeyEntry, TrustBundleEntry,
@@ -42,17 +42,47 @@ pub struct RecreateOptions {
     pub now: Option<OffsetDateTime>,
     /// The signing CA per authority (fingerprint), for CA rotation; default: the manifest's first.
     pub signing: BTreeMap<Authority, String>,
+    /// CA rotation: the trust bundle to publish per authority, see [`TrustBundle`].
+    pub trust: BTreeMap<Authority, TrustBundle>,
     /// Do not record the CA pins in the inventory.
     pub skip_pins: bool,
     /// Leaf certificates to re-issue whatever their state (`kubepki renew`), by id.
     pub renew: BTreeSet<String>,
     /// Re-issued leaves keep their private key (unsealed with the identities) instead of a new one.
     pub keep_keys: bool,
-    /// A CA rotation step (`--rotate-ca` / `--finish-ca-rotation`).
-    pub rotation: Option<Rotation>,
     /// Testing hook: stop as if killed after this many filesystem steps.
     #[doc(hidden)]
     pub fault_after_writes: Option<usize>,
+}
+
+/// The CAs an authority publishes during a rotation, e.g. `[new, old]`, then `[new]`.
+///
+/// `signing` signs every leaf from now on (leaves signed by another CA are
+/// re-issued) and its key is sealed as the authority's key; `also_trusted`
+/// stay in the trust bundle so nodes accept both until every leaf is new.
+#[derive(Debug, Clone)]
+pub struct TrustBundle {
+    pub signing: CaCertificate,
+    pub key: PrivateKey,
+    pub also_trusted: Vec<CaCertificate>,
+}
+
+impl TrustBundle {
+    /// Fingerprints in trust-bundle order, signing CA first.
+    pub fn fingerprints(&self) -> Vec<String> {
+        std::iter::once(&self.signing)
+            .chain(&self.also_trusted)
+            .map(|c| c.fingerprint.clone())
+            .collect()
+    }
+
+    /// The PEM trust bundle file, signing CA first.
+    pub fn pem(&self) -> String {
+        std::iter::once(&self.signing)
+            .chain(&self.also_trusted)
+            .map(CaCertificate::pem)
+            .collect()
+    }
 }
 
 /// What a run did.
@@ -76,8 +106,12 @@ fn change_options(inventory: &Inventory, options: &RecreateOptions) -> ChangeOpt
         renew_before_days: inventory.spec.pki.renew_before_days,
         force: options.force,
         signing: options.signing.clone(),
+        trust: options
+            .trust
+            .iter()
+            .map(|(a, t)| (*a, t.fingerprints()))
+            .collect(),
         renew: options.renew.clone(),
-        rotation: options.rotation,
     }
 }
 
@@ -107,6 +141,12 @@ pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outc
     let dir = inventory.bundle_dir();
     let lock = BundleLock::acquire(&dir)?;
     let old = Bundle::open_if_exists(&dir)?;
+    if old.is_none() && std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(BundleError::NotABundle {
+            path: dir.display().to_string(),
+        }
+        .into());
+    }
     let changes = compute(
         &plan,
         old.as_ref().map(|b| &b.manifest),
@@ -145,7 +185,7 @@ pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outc
     let added_authorities: Vec<_> = plan
         .authorities
         .iter()
-        .filter(|a| changes.is_issued(&authority_id(a.authority)))
+        .filter(|a| changes.added.contains(&authority_id(a.authority)))
         .collect();
     let mut signers: BTreeMap<Authority, SigningAuthority> = added_authorities
         .par_iter()
@@ -153,6 +193,12 @@ pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outc
             issue_authority(a, plan.algorithm, plan.ca_validity_days, now).map(|s| (a.authority, s))
         })
         .collect::<Result<_, _>>()?;
+    for (authority, trust) in &options.trust {
+        if changes.is_issued(&authority_id(*authority)) {
+            let signer = SigningAuthority::new(trust.signing.clone(), trust.key.clone())?;
+            signers.insert(*authority, signer);
+        }
+    }
     for authority in &plan.authorities {
         let id = authority_id(authority.authority);
         if signers.contains_key(&authority.authority) {
@@ -189,7 +235,7 @@ pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outc
     {
         let keep: Vec<_> = to_issue
             .iter()
-            .filter(|c| changes.reissued.iter().any(|(id, _)| id == &c.id))
+            .filter(|c| !changes.added.contains(&c.id))
             .filter(|c| bundle.manifest.sealed_key(&c.key_file).is_some())
             .collect();
         if !keep.is_empty() {
@@ -233,6 +279,22 @@ pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outc
                     .ok_or_else(|| BundleError::NotInManifest {
                         path: authority.key_file.clone(),
                     })?;
+            // Same signing CA (a rotation being finished) and same recipients: the sealed key
+            // file stays byte for byte.
+            let unchanged = !changes.is_resealed(&id)
+                && old.as_ref().is_some_and(|b| {
+                    b.manifest
+                        .authorities
+                        .get(&authority.authority)
+                        .and_then(|e| e.signing_fingerprint())
+                        == Some(signer.certificate.fingerprint.as_str())
+                        && b.manifest.sealed_key(&authority.key_file).is_some_and(|e| {
+                            e.recipients_sha256 == keyring.summary(&authority.key_holders).sha256
+                        })
+                });
+            if unchanged {
+                continue;
+            }
             jobs.push(SealJob {
                 key_file: authority.key_file.clone(),
                 holders: authority.key_holders.clone(),
@@ -328,6 +390,7 @@ pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outc
         &changes,
         old.as_ref(),
         &signers,
+        &options.trust,
         &issued,
         &secrets,
         sealed,
@@ -420,6 +483,7 @@ fn assemble(
     changes: &Changes,
     old: Option<&Bundle>,
     signers: &BTreeMap<Authority, SigningAuthority>,
+    trust: &BTreeMap<Authority, TrustBundle>,
     issued: &BTreeMap<String, IssuedCertificate>,
     secrets: &BTreeMap<String, IssuedSecret>,
     sealed: BTreeMap<String, (Vec<u8>, SealedKeyEntry)>,
@@ -440,45 +504,26 @@ fn assemble(
             })
     };
 
-    // Trust bundles written by this run: a new CA (alone, or rotated in with the previous CA
-    // behind it), or a finished rotation (the previous CA dropped); see lifecycle::rotation.
-    let mut trust: BTreeMap<Authority, (String, Vec<String>, OffsetDateTime)> = BTreeMap::new();
+    // The trust bundle of each new or rotated authority: its signing CA, then any still trusted.
+    let ca_pems: BTreeMap<Authority, (String, Vec<String>)> = signers
+        .iter()
+        .map(|(a, s)| match trust.get(a) {
+            Some(t) => (*a, (t.pem(), t.fingerprints())),
+            None => (
+                *a,
+                (s.certificate.pem(), vec![s.certificate.fingerprint.clone()]),
+            ),
+        })
+        .collect();
     for authority in &plan.authorities {
         let id = authority_id(authority.authority);
-        let signer = signers
+        let new = signers
             .get(&authority.authority)
+            .zip(ca_pems.get(&authority.authority))
             .filter(|_| changes.is_issued(&id));
-        if let Some(signer) = signer {
-            let rotated = changes
-                .reissued
-                .iter()
-                .any(|(r, reason)| r == &id && *reason == Reason::CaRotation);
-            let previous = match old.filter(|_| rotated) {
-                Some(bundle) => bundle.read(&authority.cert_file)?,
-                None => Vec::new(),
-            };
-            let (pem, fingerprints) = crate::lifecycle::rotation::overlapping_trust_bundle(
-                &signer.certificate,
-                &previous,
-            )?;
-            trust.insert(
-                authority.authority,
-                (pem, fingerprints, signer.certificate.not_after),
-            );
-        } else if let (true, Some(bundle)) = (changes.retired.contains(&id), old) {
-            let (pem, signing) = crate::lifecycle::rotation::retired_trust_bundle(
-                authority.authority,
-                &bundle.read(&authority.cert_file)?,
-            )?;
-            trust.insert(
-                authority.authority,
-                (pem, vec![signing.fingerprint.clone()], signing.not_after),
-            );
-        }
-    }
-    for authority in &plan.authorities {
-        match trust.get(&authority.authority) {
-            Some((pem, fingerprints, not_after)) => {
+        match new {
+            Some((signer, (pem, fingerprints))) => {
+                let certificate = &signer.certificate;
                 staged.push(StagedFile::Write(&authority.cert_file, pem.as_bytes()));
                 files.insert(
                     authority.cert_file.clone(),
@@ -494,7 +539,7 @@ fn assemble(
                         cert_file: authority.cert_file.clone(),
                         key_file: authority.key_file.clone(),
                         fingerprints: fingerprints.clone(),
-                        not_after: rfc3339(*not_after),
+                        not_after: rfc3339(certificate.not_after),
                     },
                 );
             }

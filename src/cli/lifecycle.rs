@@ -104,7 +104,7 @@ pub fn run_renew(args: &RenewArgs) -> Result<ExitCode, crate::Error> {
         lifecycle::diff::render(&diff, lifecycle::stdout_is_terminal())
     );
     if let Some(publish) = publish {
-        let published = lifecycle::publish_run(&inventory, &outcome, publish)?;
+        let published = lifecycle::publish_run(&inventory, &outcome, None, publish)?;
         println!("{}", lifecycle::describe_published(&published));
     }
     Ok(ExitCode::SUCCESS)

@@ -9,6 +9,7 @@ use clap::Args;
 use super::InventoryArg;
 use crate::bundle::{self, Changes, RecreateOptions};
 use crate::inventory::Inventory;
+use crate::lifecycle::rotation::{self, Rotation};
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -40,10 +41,10 @@ pub struct RotationArgs {
 }
 
 impl RotationArgs {
-    pub fn step(&self) -> Option<bundle::Rotation> {
+    pub fn step(&self) -> Option<Rotation> {
         match (self.rotate_ca, self.finish_ca_rotation) {
-            (true, _) => Some(bundle::Rotation::Start),
-            (_, true) => Some(bundle::Rotation::Finish),
+            (true, _) => Some(Rotation::Start),
+            (_, true) => Some(Rotation::Finish),
             _ => None,
         }
     }
@@ -82,7 +83,6 @@ pub fn run_plan(args: &PlanArgs) -> Result<ExitCode, crate::Error> {
     let inventory = load(&args.inventory, &args.bundle)?;
     let plan = crate::plan::plan(&inventory);
     let options = RecreateOptions {
-        rotation: args.rotation.step(),
         now: args
             .now
             .as_deref()
@@ -90,16 +90,29 @@ pub fn run_plan(args: &PlanArgs) -> Result<ExitCode, crate::Error> {
             .transpose()?,
         ..RecreateOptions::default()
     };
-    let (bundle, changes) = bundle::pending_changes(&inventory, &options)?;
-    if let Some(step) = options.rotation {
-        crate::lifecycle::rotation::check_step(
-            step,
-            bundle.as_ref().map(|b| &b.manifest),
-            &inventory.bundle_dir(),
-        )
-        .map_err(crate::lifecycle::LifecycleError::from)?;
-    }
-    let diff = crate::lifecycle::diff::lines(&plan, &changes);
+    let step = args.rotation.step();
+    let (bundle, changes) = match step {
+        None => bundle::pending_changes(&inventory, &options)?,
+        Some(step) => {
+            // A preview of the rotation: fingerprints only, no CA is issued or unsealed.
+            let current = bundle::Bundle::open_if_exists(&inventory.bundle_dir())?;
+            let manifest = current.as_ref().map(|b| &b.manifest);
+            rotation::check_step(step, manifest, &inventory.bundle_dir())
+                .map_err(crate::lifecycle::LifecycleError::from)?;
+            let change_options = bundle::ChangeOptions {
+                renew_before_days: inventory.spec.pki.renew_before_days,
+                trust: manifest
+                    .map(|m| rotation::preview_trust(step, m))
+                    .unwrap_or_default(),
+                ..Default::default()
+            };
+            let keyring = crate::seal::Keyring::from_inventory(&inventory)?;
+            let now = options.now.unwrap_or_else(time::OffsetDateTime::now_utc);
+            let changes = bundle::compute(&plan, manifest, &keyring, now, &change_options);
+            (current, changes)
+        }
+    };
+    let diff = crate::lifecycle::diff::lines_for(&plan, &changes, step);
     if args.json {
         let value = serde_json::json!({
             "plan": plan,
@@ -149,10 +162,9 @@ pub struct RecreateArgs {
 
 pub fn run_recreate(args: &RecreateArgs) -> Result<ExitCode, crate::Error> {
     let inventory = load(&args.inventory, &args.bundle)?;
-    let options = RecreateOptions {
+    let mut options = RecreateOptions {
         force: args.force,
         identities: args.identities.clone(),
-        rotation: args.rotation.step(),
         now: args
             .now
             .as_deref()
@@ -161,10 +173,17 @@ pub fn run_recreate(args: &RecreateArgs) -> Result<ExitCode, crate::Error> {
         ..RecreateOptions::default()
     };
     let dir = inventory.bundle_dir();
-    if let Some(step) = options.rotation {
+    let step = args.rotation.step();
+    if let Some(step) = step {
         let current = bundle::Bundle::open_if_exists(&dir)?;
-        crate::lifecycle::rotation::check_step(step, current.as_ref().map(|b| &b.manifest), &dir)
+        rotation::check_step(step, current.as_ref().map(|b| &b.manifest), &dir)
             .map_err(crate::lifecycle::LifecycleError::from)?;
+        if let Some(current) = &current {
+            let now = options.now.unwrap_or_else(time::OffsetDateTime::now_utc);
+            let plan = crate::plan::plan(&inventory);
+            options.trust =
+                rotation::trust_bundles(step, current, &plan, &options.identities, now)?;
+        }
     }
     let publish = crate::lifecycle::prepare_publish(&inventory, args.publish.options())?;
     if publish.is_none() && !args.publish.no_commit {
@@ -190,7 +209,7 @@ pub fn run_recreate(args: &RecreateArgs) -> Result<ExitCode, crate::Error> {
         );
     }
     if let Some(publish) = publish {
-        let published = crate::lifecycle::publish_run(&inventory, &outcome, publish)?;
+        let published = crate::lifecycle::publish_run(&inventory, &outcome, step, publish)?;
         println!("{}", crate::lifecycle::describe_published(&published));
     }
     Ok(ExitCode::SUCCESS)
@@ -214,9 +233,6 @@ pub fn render_changes(changes: &Changes) -> String {
     }
     for path in &changes.removed {
         let _ = writeln!(out, "  - {path} (no longer planned)");
-    }
-    for id in &changes.retired {
-        let _ = writeln!(out, "  ~ {id} (trust bundle: the previous CA is dropped)");
     }
     if changes.manifest_changed {
         let _ = writeln!(out, "  ~ manifest.json (node install description changed)");

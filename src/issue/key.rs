@@ -10,7 +10,8 @@ use zeroize::Zeroizing;
 use super::{IssueError, pem_encode};
 use crate::inventory::KeyAlgorithm;
 
-/// A private key as PKCS#8 DER; the bytes are wiped when it is dropped.
+/// A private key as PKCS#8 DER; the bytes are wiped when it (and every clone) is dropped.
+#[derive(Clone)]
 pub struct PrivateKey {
     algorithm: KeyAlgorithm,
     pkcs8: Zeroizing<Vec<u8>>,

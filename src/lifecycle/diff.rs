@@ -10,6 +10,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::rotation::Rotation;
 use super::table::{Table, Tone};
 use crate::bundle::changes::{Changes, Reason};
 use crate::bundle::manifest::{InputPart, MANIFEST_FILE};
@@ -78,12 +79,18 @@ pub fn reason_text(reason: &Reason) -> String {
         Reason::Expiring { not_after } => format!("expiry (not after {not_after})"),
         Reason::IssuerChanged => "new signing CA".into(),
         Reason::Forced => "renewal requested".into(),
-        Reason::CaRotation => "CA rotation".into(),
+        Reason::TrustChanged => "CA rotation".into(),
     }
 }
 
 /// Every change as diff lines, in the order added, re-issued, re-sealed, removed.
 pub fn lines(plan: &Plan, changes: &Changes) -> Vec<DiffLine> {
+    lines_for(plan, changes, None)
+}
+
+/// [`lines`] for a run that is a CA rotation step: a finished rotation's republished CAs read
+/// as "retire old CA" rather than as re-issues.
+pub fn lines_for(plan: &Plan, changes: &Changes, rotation: Option<Rotation>) -> Vec<DiffLine> {
     // Indexes, so that a 1000-node first run stays linear.
     let certificates: HashMap<&str, &crate::plan::CertificatePlan> = plan
         .certificates
@@ -150,6 +157,15 @@ pub fn lines(plan: &Plan, changes: &Changes) -> Vec<DiffLine> {
         });
     }
     for (id, reason) in &changes.reissued {
+        if *reason == Reason::TrustChanged && rotation == Some(Rotation::Finish) {
+            out.push(DiffLine {
+                action: Action::Retire,
+                material: id.clone(),
+                reason: "CA rotation finished: the previous CA leaves the trust bundle".into(),
+                files: with(files_of(id, false), FileChange::Modified),
+            });
+            continue;
+        }
         out.push(DiffLine {
             action: Action::Reissue,
             material: id.clone(),
@@ -163,20 +179,6 @@ pub fn lines(plan: &Plan, changes: &Changes) -> Vec<DiffLine> {
             material: id.clone(),
             reason: "recipients changed".into(),
             files: with(files_of(id, true), FileChange::Modified),
-        });
-    }
-    for id in &changes.retired {
-        let files = plan
-            .authorities
-            .iter()
-            .filter(|a| &crate::bundle::changes::authority_id(a.authority) == id)
-            .map(|a| (a.cert_file.clone(), FileChange::Modified))
-            .collect();
-        out.push(DiffLine {
-            action: Action::Retire,
-            material: id.clone(),
-            reason: "CA rotation finished: the previous CA leaves the trust bundle".into(),
-            files,
         });
     }
     for path in &changes.removed {

@@ -75,6 +75,7 @@ pub fn prepare_publish(
 pub fn publish_run(
     inventory: &crate::inventory::Inventory,
     outcome: &crate::bundle::Outcome,
+    rotation: Option<rotation::Rotation>,
     options: crate::publish::PublishOptions,
 ) -> Result<crate::publish::Published, crate::publish::PublishError> {
     if !outcome.written && !outcome.pins_recorded {
@@ -82,7 +83,7 @@ pub fn publish_run(
     }
     let plan = crate::plan::plan(inventory);
     let lines = if outcome.written {
-        diff::lines(&plan, &outcome.changes)
+        diff::lines_for(&plan, &outcome.changes, rotation)
     } else {
         Vec::new()
     };

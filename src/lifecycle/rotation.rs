@@ -1,19 +1,36 @@
-//! CA rotation with an overlap period: the trust bundles of each step, and the checks that a
-//! step may start.
+//! CA rotation with an overlap period: the trust bundle each authority publishes at each step,
+//! and the checks that a step may start.
 //!
-//! `--rotate-ca` makes the pipeline issue a new CA per authority and every
-//! leaf again from it; the trust bundle (`ca/<authority>.crt`) then holds the
-//! new CA first (it signs) and the previous one after it, so every component
-//! accepts leaves of both while nodes are redeployed. `--finish-ca-rotation`
-//! drops the previous CA. The pins in `cluster.toml` follow the manifest's
-//! fingerprints, so they hold both during the overlap. This module only
-//! composes trust bundles and checks preconditions; issuing, sealing and the
-//! atomic swap are the pipeline's (`bundle::reconcile`). The procedure is in
-//! docs/ca-rotation.md.
+//! `--rotate-ca` issues a new CA per authority and asks the pipeline
+//! (`RecreateOptions::trust`) to publish `[new, old]`: the new CA signs (so
+//! every leaf is re-issued from it) and the old one stays in
+//! `ca/<authority>.crt` behind it, so every component accepts leaves of both
+//! while nodes are redeployed. `--finish-ca-rotation` publishes `[new]`. The
+//! pins in `cluster.toml` follow the manifest's fingerprints, so they hold both
+//! during the overlap. Issuing, sealing and the atomic swap are the
+//! pipeline's; this module decides the trust bundles and refuses a step that
+//! does not fit the bundle. The procedure is in docs/ca-rotation.md.
 
-use crate::bundle::{FileEntry, Manifest, Rotation};
-use crate::issue::{CaCertificate, IssueError};
-use crate::plan::Authority;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::bundle::{Bundle, FileEntry, Manifest, TrustBundle};
+use crate::issue::{CaCertificate, PrivateKey, issue_authority};
+use crate::plan::{Authority, Plan};
+use crate::seal::{Identities, unseal_named};
+
+/// A step of CA rotation with overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rotation {
+    /// New CAs sign; trust bundles hold the new and the old CA; every leaf is re-issued.
+    Start,
+    /// Trust bundles (and pins) drop the old CA.
+    Finish,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RotationError {
@@ -93,42 +110,70 @@ pub fn check_step(
     }
 }
 
-/// The trust bundle for a newly issued signing CA: its PEM first, then the previous signing CA
-/// from `previous_bundle` (empty when there is none, e.g. a brand-new authority). Returns the
-/// PEM text and the fingerprints in file order.
-pub fn overlapping_trust_bundle(
-    signing: &CaCertificate,
-    previous_bundle: &[u8],
-) -> Result<(String, Vec<String>), IssueError> {
-    let mut pem = signing.pem();
-    let mut fingerprints = vec![signing.fingerprint.clone()];
-    if !previous_bundle.is_empty() {
-        let previous = CaCertificate::from_pem_bundle(signing.authority, previous_bundle)?;
-        if let Some(old) = previous
-            .into_iter()
-            .next()
-            .filter(|old| old.fingerprint != signing.fingerprint)
-        {
-            pem.push_str(&old.pem());
-            fingerprints.push(old.fingerprint);
-        }
+/// The trust bundle every authority publishes for `step`, to pass as `RecreateOptions::trust`.
+///
+/// Start: a new CA (issued at `now`) signs, the current signing CA stays trusted behind it.
+/// Finish: the current signing CA alone; its key is unsealed with `identities` because the
+/// pipeline takes the signing key with the trust bundle.
+pub fn trust_bundles(
+    step: Rotation,
+    bundle: &Bundle,
+    plan: &Plan,
+    identities: &[PathBuf],
+    now: OffsetDateTime,
+) -> Result<BTreeMap<Authority, TrustBundle>, crate::Error> {
+    let loaded = match step {
+        Rotation::Finish => Some(Identities::load_or_default(identities)?),
+        Rotation::Start => None,
+    };
+    let mut out = BTreeMap::new();
+    for authority in &plan.authorities {
+        let current = CaCertificate::from_pem_bundle(
+            authority.authority,
+            &bundle.read(&authority.cert_file)?,
+        )?;
+        let Some(signing) = current.into_iter().next() else {
+            continue;
+        };
+        let trust = match &loaded {
+            None => {
+                let new = issue_authority(authority, plan.algorithm, plan.ca_validity_days, now)?;
+                TrustBundle {
+                    signing: new.certificate.clone(),
+                    key: new.key().clone(),
+                    also_trusted: vec![signing],
+                }
+            }
+            Some(ids) => {
+                let sealed = bundle.read(&authority.key_file)?;
+                let pem = unseal_named(&sealed, ids, &authority.key_file)?;
+                TrustBundle {
+                    signing,
+                    key: PrivateKey::from_pem(&pem, authority.authority.name())?,
+                    also_trusted: Vec::new(),
+                }
+            }
+        };
+        out.insert(authority.authority, trust);
     }
-    Ok((pem, fingerprints))
+    Ok(out)
 }
 
-/// The trust bundle once a rotation is finished: only its first (signing) CA, and that CA.
-pub fn retired_trust_bundle(
-    authority: Authority,
-    bundle: &[u8],
-) -> Result<(String, CaCertificate), IssueError> {
-    let signing = CaCertificate::from_pem_bundle(authority, bundle)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| IssueError::BadAuthorityCertificate {
-            authority: authority.name().to_string(),
-            reason: "the trust bundle holds no certificate".into(),
-        })?;
-    Ok((signing.pem(), signing))
+/// The trust fingerprints of `step`, for a preview (`kubepki plan`): no key is needed, and the
+/// new CA of a start is a placeholder.
+pub fn preview_trust(step: Rotation, manifest: &Manifest) -> BTreeMap<Authority, Vec<String>> {
+    manifest
+        .authorities
+        .iter()
+        .filter_map(|(authority, entry)| {
+            let signing = entry.signing_fingerprint()?.to_string();
+            let fingerprints = match step {
+                Rotation::Start => vec![format!("sha256:new-{}-ca", authority.name()), signing],
+                Rotation::Finish => vec![signing],
+            };
+            Some((*authority, fingerprints))
+        })
+        .collect()
 }
 
 #[cfg(test)]
