@@ -22,6 +22,9 @@ pub enum Error {
     Cache(#[from] crate::cache::CacheError),
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
+    Publish(#[from] crate::publish::PublishError),
+    #[error("{0}")]
+    Lifecycle(#[from] crate::lifecycle::LifecycleError),
     #[error("`kubepki {0}` is not built yet")]
     NotYet(&'static str),
 }

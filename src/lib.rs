@@ -14,7 +14,9 @@ pub mod bundle;
 pub mod inventory;
 pub mod issue;
 pub mod kubeconfig;
+pub mod lifecycle;
 pub mod plan;
+pub mod publish;
 pub mod seal;
 
 pub mod atomic;

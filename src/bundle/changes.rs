@@ -66,6 +66,8 @@ pub struct ChangeOptions {
     /// authority whose manifest differs is re-issued with [`Reason::TrustChanged`];
     /// its first fingerprint is its signing CA unless `signing` says otherwise.
     pub trust: BTreeMap<Authority, Vec<String>>,
+    /// Leaf certificates to re-issue whatever their state (`kubepki renew`), by id.
+    pub renew: BTreeSet<String>,
 }
 
 /// Everything a run changes, by material id (`ca/<authority>`, a certificate id, a secret id).
@@ -201,7 +203,7 @@ pub fn compute(
             Some(Reason::Expiring {
                 not_after: entry.not_after.clone(),
             })
-        } else if options.force {
+        } else if options.force || options.renew.contains(&certificate.id) {
             Some(Reason::Forced)
         } else {
             None

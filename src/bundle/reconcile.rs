@@ -6,7 +6,7 @@
 //! in the inventory. Validation and every cryptographic step happen before
 //! the first byte is written, so a failure leaves the old bundle untouched.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 
 use rayon::prelude::*;
@@ -25,7 +25,7 @@ use crate::Error;
 use crate::inventory::Inventory;
 use crate::issue::{
     CaCertificate, IssuedCertificate, IssuedSecret, PrivateKey, SigningAuthority, issue_authority,
-    issue_leaves, issue_secret,
+    issue_leaves_keeping, issue_secret,
 };
 use crate::plan::{Authority, Plan, plan};
 use crate::seal::{Identities, Keyring, unseal_named};
@@ -46,6 +46,10 @@ pub struct RecreateOptions {
     pub trust: BTreeMap<Authority, TrustBundle>,
     /// Do not record the CA pins in the inventory.
     pub skip_pins: bool,
+    /// Leaf certificates to re-issue whatever their state (`kubepki renew`), by id.
+    pub renew: BTreeSet<String>,
+    /// Re-issued leaves keep their private key (unsealed with the identities) instead of a new one.
+    pub keep_keys: bool,
     /// Testing hook: stop as if killed after this many filesystem steps.
     #[doc(hidden)]
     pub fault_after_writes: Option<usize>,
@@ -107,6 +111,7 @@ fn change_options(inventory: &Inventory, options: &RecreateOptions) -> ChangeOpt
             .iter()
             .map(|(a, t)| (*a, t.fingerprints()))
             .collect(),
+        renew: options.renew.clone(),
     }
 }
 
@@ -223,9 +228,31 @@ pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outc
         .iter()
         .filter(|c| issued_ids.contains(c.id.as_str()))
         .collect();
-    let issued: BTreeMap<String, IssuedCertificate> = issue_leaves(
+    // A renewal that keeps keys signs the old key again (never after an algorithm change).
+    let mut kept_keys = BTreeMap::new();
+    if options.keep_keys
+        && let Some(bundle) = &old
+    {
+        let keep: Vec<_> = to_issue
+            .iter()
+            .filter(|c| !changes.added.contains(&c.id))
+            .filter(|c| bundle.manifest.sealed_key(&c.key_file).is_some())
+            .collect();
+        if !keep.is_empty() {
+            let ids = identities.get()?;
+            kept_keys = keep
+                .par_iter()
+                .map(|c| {
+                    let plaintext = unseal_named(&bundle.read(&c.key_file)?, ids, &c.key_file)?;
+                    Ok((c.id.clone(), plaintext))
+                })
+                .collect::<Result<_, Error>>()?;
+        }
+    }
+    let issued: BTreeMap<String, IssuedCertificate> = issue_leaves_keeping(
         &to_issue,
         &signers,
+        &kept_keys,
         plan.algorithm,
         plan.leaf_validity_days,
         now,
@@ -252,6 +279,22 @@ pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outc
                     .ok_or_else(|| BundleError::NotInManifest {
                         path: authority.key_file.clone(),
                     })?;
+            // Same signing CA (a rotation being finished) and same recipients: the sealed key
+            // file stays byte for byte.
+            let unchanged = !changes.is_resealed(&id)
+                && old.as_ref().is_some_and(|b| {
+                    b.manifest
+                        .authorities
+                        .get(&authority.authority)
+                        .and_then(|e| e.signing_fingerprint())
+                        == Some(signer.certificate.fingerprint.as_str())
+                        && b.manifest.sealed_key(&authority.key_file).is_some_and(|e| {
+                            e.recipients_sha256 == keyring.summary(&authority.key_holders).sha256
+                        })
+                });
+            if unchanged {
+                continue;
+            }
             jobs.push(SealJob {
                 key_file: authority.key_file.clone(),
                 holders: authority.key_holders.clone(),
@@ -260,6 +303,23 @@ pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outc
         }
     }
     for certificate in &plan.certificates {
+        // A re-issue over the same key (renew) whose recipients did not change keeps its
+        // sealed file byte for byte.
+        let same_key = issued.get(&certificate.id).is_some_and(|new| {
+            old.as_ref()
+                .and_then(|b| b.manifest.certificate(&certificate.cert_file))
+                .is_some_and(|e| e.public_key_sha256 == new.public_key_sha256)
+        });
+        let sealed_as_before = same_key
+            && old
+                .as_ref()
+                .and_then(|b| b.manifest.sealed_key(&certificate.key_file))
+                .is_some_and(|e| {
+                    e.recipients_sha256 == keyring.summary(&certificate.key_holders).sha256
+                });
+        if sealed_as_before {
+            continue;
+        }
         if let Some(issued) = issued.get(&certificate.id) {
             jobs.push(SealJob {
                 key_file: certificate.key_file.clone(),

@@ -9,6 +9,7 @@ use clap::Args;
 use super::InventoryArg;
 use crate::bundle::{self, Changes, RecreateOptions};
 use crate::inventory::Inventory;
+use crate::lifecycle::rotation::{self, Rotation};
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -20,6 +21,53 @@ pub struct PlanArgs {
     /// Print the plan (and the pending changes) as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub rotation: RotationArgs,
+    /// Decide as of this time (RFC 3339) instead of now (tests, "what will be due").
+    #[arg(long, hide = true)]
+    pub now: Option<String>,
+}
+
+/// `--rotate-ca` / `--finish-ca-rotation` (docs/ca-rotation.md).
+#[derive(Debug, Clone, Args)]
+pub struct RotationArgs {
+    /// Start a CA rotation: new CAs sign, trust bundles and pins hold the new and the old CA,
+    /// every leaf is re-issued from the new CA.
+    #[arg(long, conflicts_with = "finish_ca_rotation")]
+    pub rotate_ca: bool,
+    /// Finish a CA rotation once every node is deployed: drop the old CA from trust bundles and pins.
+    #[arg(long)]
+    pub finish_ca_rotation: bool,
+}
+
+impl RotationArgs {
+    pub fn step(&self) -> Option<Rotation> {
+        match (self.rotate_ca, self.finish_ca_rotation) {
+            (true, _) => Some(Rotation::Start),
+            (_, true) => Some(Rotation::Finish),
+            _ => None,
+        }
+    }
+}
+
+/// `--no-commit` / `--push`: what happens in git after the bundle is written.
+#[derive(Debug, Clone, Args)]
+pub struct PublishArgs {
+    /// Write the bundle but do not commit it (review with `git status` / `git diff`).
+    #[arg(long, conflicts_with = "push")]
+    pub no_commit: bool,
+    /// Push the current branch to its upstream after committing (ssh-agent or credential helper).
+    #[arg(long)]
+    pub push: bool,
+}
+
+impl PublishArgs {
+    pub fn options(&self) -> crate::publish::PublishOptions {
+        crate::publish::PublishOptions {
+            commit: !self.no_commit,
+            push: self.push,
+        }
+    }
 }
 
 /// Loads the inventory and applies `--bundle`.
@@ -34,12 +82,43 @@ fn load(inventory: &InventoryArg, bundle: &Option<PathBuf>) -> Result<Inventory,
 pub fn run_plan(args: &PlanArgs) -> Result<ExitCode, crate::Error> {
     let inventory = load(&args.inventory, &args.bundle)?;
     let plan = crate::plan::plan(&inventory);
-    let (bundle, changes) = bundle::pending_changes(&inventory, &RecreateOptions::default())?;
+    let options = RecreateOptions {
+        now: args
+            .now
+            .as_deref()
+            .map(|t| crate::lifecycle::parse_now(Some(t)))
+            .transpose()?,
+        ..RecreateOptions::default()
+    };
+    let step = args.rotation.step();
+    let (bundle, changes) = match step {
+        None => bundle::pending_changes(&inventory, &options)?,
+        Some(step) => {
+            // A preview of the rotation: fingerprints only, no CA is issued or unsealed.
+            let current = bundle::Bundle::open_if_exists(&inventory.bundle_dir())?;
+            let manifest = current.as_ref().map(|b| &b.manifest);
+            rotation::check_step(step, manifest, &inventory.bundle_dir())
+                .map_err(crate::lifecycle::LifecycleError::from)?;
+            let change_options = bundle::ChangeOptions {
+                renew_before_days: inventory.spec.pki.renew_before_days,
+                trust: manifest
+                    .map(|m| rotation::preview_trust(step, m))
+                    .unwrap_or_default(),
+                ..Default::default()
+            };
+            let keyring = crate::seal::Keyring::from_inventory(&inventory)?;
+            let now = options.now.unwrap_or_else(time::OffsetDateTime::now_utc);
+            let changes = bundle::compute(&plan, manifest, &keyring, now, &change_options);
+            (current, changes)
+        }
+    };
+    let diff = crate::lifecycle::diff::lines_for(&plan, &changes, step);
     if args.json {
         let value = serde_json::json!({
             "plan": plan,
             "bundle": inventory.bundle_dir(),
             "changes": bundle.as_ref().map(|_| &changes),
+            "diff": crate::lifecycle::diff::to_json(&diff),
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
@@ -50,7 +129,10 @@ pub fn run_plan(args: &PlanArgs) -> Result<ExitCode, crate::Error> {
             "\nno bundle at {} yet: `kubepki recreate` creates everything.",
             inventory.bundle_dir().display()
         ),
-        Some(_) => print!("\n{}", render_changes(&changes)),
+        Some(_) => print!(
+            "\n{}",
+            crate::lifecycle::diff::render(&diff, crate::lifecycle::stdout_is_terminal())
+        ),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -69,15 +151,47 @@ pub struct RecreateArgs {
     /// Re-issue every leaf certificate (the CAs stay).
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub rotation: RotationArgs,
+    #[command(flatten)]
+    pub publish: PublishArgs,
+    /// Issue as of this time (RFC 3339) instead of now (tests).
+    #[arg(long, hide = true)]
+    pub now: Option<String>,
 }
 
 pub fn run_recreate(args: &RecreateArgs) -> Result<ExitCode, crate::Error> {
     let inventory = load(&args.inventory, &args.bundle)?;
-    let options = RecreateOptions {
+    let mut options = RecreateOptions {
         force: args.force,
         identities: args.identities.clone(),
+        now: args
+            .now
+            .as_deref()
+            .map(|t| crate::lifecycle::parse_now(Some(t)))
+            .transpose()?,
         ..RecreateOptions::default()
     };
+    let dir = inventory.bundle_dir();
+    let step = args.rotation.step();
+    if let Some(step) = step {
+        let current = bundle::Bundle::open_if_exists(&dir)?;
+        rotation::check_step(step, current.as_ref().map(|b| &b.manifest), &dir)
+            .map_err(crate::lifecycle::LifecycleError::from)?;
+        if let Some(current) = &current {
+            let now = options.now.unwrap_or_else(time::OffsetDateTime::now_utc);
+            let plan = crate::plan::plan(&inventory);
+            options.trust =
+                rotation::trust_bundles(step, current, &plan, &options.identities, now)?;
+        }
+    }
+    let publish = crate::lifecycle::prepare_publish(&inventory, args.publish.options())?;
+    if publish.is_none() && !args.publish.no_commit {
+        eprintln!(
+            "note: {} is not inside a git repository: the bundle is written but not committed.",
+            inventory.path.display()
+        );
+    }
     let outcome = bundle::recreate(&inventory, &options)?;
     if outcome.written {
         print!("{}", render_changes(&outcome.changes));
@@ -93,6 +207,10 @@ pub fn run_recreate(args: &RecreateArgs) -> Result<ExitCode, crate::Error> {
             "recorded the CA pins in {} [pki.pins]; commit it with the bundle.",
             inventory.path.display()
         );
+    }
+    if let Some(publish) = publish {
+        let published = crate::lifecycle::publish_run(&inventory, &outcome, step, publish)?;
+        println!("{}", crate::lifecycle::describe_published(&published));
     }
     Ok(ExitCode::SUCCESS)
 }

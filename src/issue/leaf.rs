@@ -41,11 +41,39 @@ pub fn issue_leaf(
     validity_days: u32,
     now: OffsetDateTime,
 ) -> Result<IssuedCertificate, IssueError> {
+    let (key, pair) = PrivateKey::generate_with_pair(algorithm)?;
+    sign(plan, signer, key, pair, validity_days, now)
+}
+
+/// Issues one leaf certificate for `plan` over an existing `key` (a renewal that keeps the key).
+pub fn issue_leaf_with_key(
+    plan: &CertificatePlan,
+    signer: &SigningAuthority,
+    key: PrivateKey,
+    validity_days: u32,
+    now: OffsetDateTime,
+) -> Result<IssuedCertificate, IssueError> {
+    let pair = key.key_pair().map_err(|e| IssueError::Signing {
+        id: plan.id.clone(),
+        reason: e.to_string(),
+    })?;
+    sign(plan, signer, key, pair, validity_days, now)
+}
+
+/// Signs the certificate of `plan` over `key` (whose rcgen form is `pair`).
+fn sign(
+    plan: &CertificatePlan,
+    signer: &SigningAuthority,
+    key: PrivateKey,
+    pair: rcgen::KeyPair,
+    validity_days: u32,
+    now: OffsetDateTime,
+) -> Result<IssuedCertificate, IssueError> {
     let signing = |reason: String| IssueError::Signing {
         id: plan.id.clone(),
         reason,
     };
-    let (key, pair) = PrivateKey::generate_with_pair(algorithm)?;
+    let algorithm = key.algorithm();
 
     let mut params = CertificateParams::default();
     let mut name = DistinguishedName::new();
@@ -115,6 +143,26 @@ pub fn issue_leaves(
     validity_days: u32,
     now: OffsetDateTime,
 ) -> Result<Vec<IssuedCertificate>, IssueError> {
+    issue_leaves_keeping(
+        plans,
+        signers,
+        &BTreeMap::new(),
+        algorithm,
+        validity_days,
+        now,
+    )
+}
+
+/// [`issue_leaves`], but a leaf whose id is in `kept_keys` (PEM private keys, e.g. unsealed
+/// from the bundle for `kubepki renew`) is signed over that key when it has `algorithm`.
+pub fn issue_leaves_keeping(
+    plans: &[&CertificatePlan],
+    signers: &BTreeMap<Authority, SigningAuthority>,
+    kept_keys: &BTreeMap<String, zeroize::Zeroizing<Vec<u8>>>,
+    algorithm: KeyAlgorithm,
+    validity_days: u32,
+    now: OffsetDateTime,
+) -> Result<Vec<IssuedCertificate>, IssueError> {
     plans
         .par_iter()
         .map(|plan| {
@@ -124,7 +172,14 @@ pub fn issue_leaves(
                     authority: plan.issuer.name().to_string(),
                     id: plan.id.clone(),
                 })?;
-            issue_leaf(plan, signer, algorithm, validity_days, now)
+            let kept = match kept_keys.get(&plan.id) {
+                Some(pem) => Some(PrivateKey::from_pem(pem, &plan.id)?),
+                None => None,
+            };
+            match kept.filter(|key| key.algorithm() == algorithm) {
+                Some(key) => issue_leaf_with_key(plan, signer, key, validity_days, now),
+                None => issue_leaf(plan, signer, algorithm, validity_days, now),
+            }
         })
         .collect()
 }

@@ -18,7 +18,9 @@ use time::OffsetDateTime;
 pub use authority::fingerprint;
 pub use authority::{CaCertificate, SigningAuthority, issue_authority};
 pub use key::PrivateKey;
-pub use leaf::{IssuedCertificate, issue_leaf, issue_leaves};
+pub use leaf::{
+    IssuedCertificate, issue_leaf, issue_leaf_with_key, issue_leaves, issue_leaves_keeping,
+};
 pub use secret::{
     IssuedSecret, ServiceAccountKey, encryption_config, issue_secret, service_account_key,
 };
