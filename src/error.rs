@@ -22,9 +22,8 @@ pub enum Error {
     Cache(#[from] crate::cache::CacheError),
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("{0}")]
     Publish(#[from] crate::publish::PublishError),
     #[error("{0}")]
     Lifecycle(#[from] crate::lifecycle::LifecycleError),
-    #[error("`kubepki {0}` is not built yet")]
-    NotYet(&'static str),
 }

@@ -35,7 +35,9 @@ fn nixpkgs_lib(test: &str) -> Option<String> {
             Some(dir)
         }
         Err(_) => {
-            println!("SKIPPED {test}: NIXPKGS_LIB is not set (point it at a nixpkgs.lib checkout).");
+            println!(
+                "SKIPPED {test}: NIXPKGS_LIB is not set (point it at a nixpkgs.lib checkout)."
+            );
             None
         }
     }
@@ -119,7 +121,8 @@ fn the_module_parses() {
 
 #[test]
 fn hosts_substitute_from_the_inventory_cache_and_trust_only_its_key() {
-    let Some(lib) = nixpkgs_lib("hosts_substitute_from_the_inventory_cache_and_trust_only_its_key") else {
+    let Some(lib) = nixpkgs_lib("hosts_substitute_from_the_inventory_cache_and_trust_only_its_key")
+    else {
         return;
     };
     let cluster = Cluster::new();
@@ -148,7 +151,8 @@ fn turning_signature_checks_off_fails_the_build() {
     };
     let cluster = Cluster::new();
     cluster.create_key();
-    let v = evaluate(&lib, 
+    let v = evaluate(
+        &lib,
         &cluster.inventory(),
         "{ nix.settings.require-sigs = false; }",
     )
@@ -184,7 +188,8 @@ fn the_url_cannot_be_typed_a_second_time_in_nix() {
     };
     let cluster = Cluster::new();
     cluster.create_key();
-    let error = evaluate(&lib, 
+    let error = evaluate(
+        &lib,
         &cluster.inventory(),
         r#"{ services.kubepki.cache.url = "s3://elsewhere"; }"#,
     )
@@ -199,7 +204,8 @@ fn aws_credentials_for_the_daemon_must_stay_out_of_the_store() {
     };
     let cluster = Cluster::new();
     cluster.create_key();
-    let v = evaluate(&lib, 
+    let v = evaluate(
+        &lib,
         &cluster.inventory(),
         r#"{ services.kubepki.cache.awsCredentialsFile = "/var/lib/nix-cache/aws-credentials"; }"#,
     )
@@ -208,7 +214,8 @@ fn aws_credentials_for_the_daemon_must_stay_out_of_the_store() {
         v["daemonEnvironment"]["AWS_SHARED_CREDENTIALS_FILE"],
         "/var/lib/nix-cache/aws-credentials"
     );
-    let v = evaluate(&lib, 
+    let v = evaluate(
+        &lib,
         &cluster.inventory(),
         r#"{ services.kubepki.cache.awsCredentialsFile = "${builtins.storeDir}/x-creds"; }"#,
     )

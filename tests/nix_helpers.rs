@@ -149,10 +149,13 @@ fn variant(dir: &Path, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
     path
 }
 
+/// A named edit of the example inventory's text.
+type Variant = (&'static str, Box<dyn Fn(String) -> String>);
+
 #[test]
 fn nix_helpers_agree_on_every_branch_of_the_rules() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cases: Vec<(&str, Box<dyn Fn(String) -> String>)> = vec![
+    let cases: Vec<Variant> = vec![
         // No endpoints: the URL is the first control plane's primary IP.
         (
             "no-endpoints",

@@ -72,11 +72,24 @@ impl PublishArgs {
 
 /// Loads the inventory and applies `--bundle`.
 fn load(inventory: &InventoryArg, bundle: &Option<PathBuf>) -> Result<Inventory, crate::Error> {
+    Ok(load_elsewhere(inventory, bundle)?.0)
+}
+
+/// Like [`load`], and says whether `--bundle` points away from the inventory's own bundle:
+/// such a run (a demo, a dry copy) must not rewrite the inventory's pins or commit.
+fn load_elsewhere(
+    inventory: &InventoryArg,
+    bundle: &Option<PathBuf>,
+) -> Result<(Inventory, bool), crate::Error> {
     let mut loaded = Inventory::load(&inventory.inventory)?;
+    let own = std::path::absolute(loaded.bundle_dir()).unwrap_or_else(|_| loaded.bundle_dir());
+    let mut elsewhere = false;
     if let Some(dir) = bundle {
-        loaded.spec.pki.bundle = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        elsewhere = dir != own;
+        loaded.spec.pki.bundle = dir;
     }
-    Ok(loaded)
+    Ok((loaded, elsewhere))
 }
 
 pub fn run_plan(args: &PlanArgs) -> Result<ExitCode, crate::Error> {
@@ -161,8 +174,9 @@ pub struct RecreateArgs {
 }
 
 pub fn run_recreate(args: &RecreateArgs) -> Result<ExitCode, crate::Error> {
-    let inventory = load(&args.inventory, &args.bundle)?;
+    let (inventory, elsewhere) = load_elsewhere(&args.inventory, &args.bundle)?;
     let mut options = RecreateOptions {
+        skip_pins: elsewhere,
         force: args.force,
         identities: args.identities.clone(),
         now: args
@@ -185,8 +199,12 @@ pub fn run_recreate(args: &RecreateArgs) -> Result<ExitCode, crate::Error> {
                 rotation::trust_bundles(step, current, &plan, &options.identities, now)?;
         }
     }
-    let publish = crate::lifecycle::prepare_publish(&inventory, args.publish.options())?;
-    if publish.is_none() && !args.publish.no_commit {
+    let publish = if elsewhere {
+        None
+    } else {
+        crate::lifecycle::prepare_publish(&inventory, args.publish.options())?
+    };
+    if publish.is_none() && !args.publish.no_commit && !elsewhere {
         eprintln!(
             "note: {} is not inside a git repository: the bundle is written but not committed.",
             inventory.path.display()
@@ -201,6 +219,19 @@ pub fn run_recreate(args: &RecreateArgs) -> Result<ExitCode, crate::Error> {
             "nothing to do: {} is up to date.",
             outcome.bundle_dir.display()
         );
+    }
+    if elsewhere && outcome.written {
+        // The pins belong to this bundle, not to the one the inventory names: show, don't record.
+        if let Ok(written) = bundle::Bundle::open(&outcome.bundle_dir) {
+            println!(
+                "{} is not the inventory's bundle: its CA pins were not recorded in {} and nothing was committed:",
+                outcome.bundle_dir.display(),
+                inventory.path.display()
+            );
+            for (authority, entry) in &written.manifest.authorities {
+                println!("  {authority} = {:?}", entry.fingerprints);
+            }
+        }
     }
     if outcome.pins_recorded {
         println!(
