@@ -170,9 +170,9 @@ fn without_a_cache_in_the_inventory_nothing_changes() {
     let Some(lib) = nixpkgs_lib("without_a_cache_in_the_inventory_nothing_changes") else {
         return;
     };
-    // The example inventory has no [cache] table yet.
-    let inventory = Path::new(REPO).join("hosts/cluster.toml");
-    let v = evaluate(&lib, &inventory, "{ }").unwrap();
+    // A scratch copy of the example as it was before `kubepki cache-key`: no [cache] table.
+    let cluster = Cluster::new();
+    let v = evaluate(&lib, &cluster.inventory(), "{ }").unwrap();
     assert_eq!(v["enable"], false);
     assert_eq!(
         v["substituters"],

@@ -370,3 +370,34 @@ fn lint_json_lists_rule_severity_and_advice() {
         "{json:#}"
     );
 }
+
+#[test]
+fn plan_runs_the_lint_and_fails_on_its_errors() {
+    let source = example_source().replace("ipip_mode = \"Never\"", "ipip_mode = \"Always\"");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    copy_hosts(dir.path(), &source);
+    let out = Command::new(env!("CARGO_BIN_EXE_kubepki"))
+        .args(["plan", "-f"])
+        .arg(dir.path().join("cluster.toml"))
+        .output()
+        .unwrap_or_else(|e| panic!("run kubepki plan: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains("network lint"), "{stdout}");
+    assert!(stdout.contains("error[ipip-without-bird]"), "{stdout}");
+
+    let json = Command::new(env!("CARGO_BIN_EXE_kubepki"))
+        .args(["plan", "--json", "-f"])
+        .arg(dir.path().join("cluster.toml"))
+        .output()
+        .unwrap_or_else(|e| panic!("run kubepki plan --json: {e}"));
+    assert!(!json.status.success());
+    let value: serde_json::Value =
+        serde_json::from_slice(&json.stdout).unwrap_or_else(|e| panic!("plan --json: {e}"));
+    assert!(
+        value["lint"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f["severity"] == "error")),
+        "{value}"
+    );
+}

@@ -77,9 +77,7 @@ fn c_name(name: &str) -> Result<CString, ActivateError> {
 
 /// The uid of `name`, or `None` when no such user exists.
 fn lookup_user(name: &str) -> Result<Option<u32>, ActivateError> {
-    let c = c_name(name)?;
-    let mut buf = vec![0u8; 4096];
-    loop {
+    lookup_id(name, |c, buf| {
         // SAFETY: passwd is plain data; all pointers are valid for the call, `buf` outlives it.
         let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::passwd = std::ptr::null_mut();
@@ -92,26 +90,13 @@ fn lookup_user(name: &str) -> Result<Option<u32>, ActivateError> {
                 &mut result,
             )
         };
-        match rc {
-            0 if result.is_null() => return Ok(None),
-            0 => return Ok(Some(pwd.pw_uid)),
-            libc::ERANGE if buf.len() < 1 << 20 => buf.resize(buf.len() * 2, 0),
-            libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => return Ok(None),
-            errno => {
-                return Err(ActivateError::AccountLookup {
-                    name: name.to_string(),
-                    source: io::Error::from_raw_os_error(errno),
-                });
-            }
-        }
-    }
+        (rc, (!result.is_null()).then_some(pwd.pw_uid))
+    })
 }
 
 /// The gid of `name`, or `None` when no such group exists.
 fn lookup_group(name: &str) -> Result<Option<u32>, ActivateError> {
-    let c = c_name(name)?;
-    let mut buf = vec![0u8; 4096];
-    loop {
+    lookup_id(name, |c, buf| {
         // SAFETY: group is plain data; all pointers are valid for the call, `buf` outlives it.
         let mut grp: libc::group = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::group = std::ptr::null_mut();
@@ -124,12 +109,26 @@ fn lookup_group(name: &str) -> Result<Option<u32>, ActivateError> {
                 &mut result,
             )
         };
-        match rc {
-            0 if result.is_null() => return Ok(None),
-            0 => return Ok(Some(grp.gr_gid)),
-            libc::ERANGE if buf.len() < 1 << 20 => buf.resize(buf.len() * 2, 0),
-            libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => return Ok(None),
-            errno => {
+        (rc, (!result.is_null()).then_some(grp.gr_gid))
+    })
+}
+
+/// Runs a reentrant `get*nam_r` call, growing its buffer on ERANGE; "not found" is `None`.
+fn lookup_id(
+    name: &str,
+    mut call: impl FnMut(&CString, &mut [u8]) -> (i32, Option<u32>),
+) -> Result<Option<u32>, ActivateError> {
+    let c = c_name(name)?;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        match call(&c, &mut buf) {
+            (0, id) => return Ok(id),
+            (libc::ERANGE, _) if buf.len() < 1 << 20 => {
+                let bigger = buf.len() * 2;
+                buf.resize(bigger, 0);
+            }
+            (libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM, _) => return Ok(None),
+            (errno, _) => {
                 return Err(ActivateError::AccountLookup {
                     name: name.to_string(),
                     source: io::Error::from_raw_os_error(errno),

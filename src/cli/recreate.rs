@@ -126,15 +126,23 @@ pub fn run_plan(args: &PlanArgs) -> Result<ExitCode, crate::Error> {
         }
     };
     let diff = crate::lifecycle::diff::lines_for(&plan, &changes, step);
+    // The network lint runs with every plan: a cluster that would black-hole packets is a bad plan.
+    let findings = crate::calico::lint::lint(&inventory);
+    let status = if findings.iter().any(crate::calico::lint::Finding::is_error) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    };
     if args.json {
         let value = serde_json::json!({
             "plan": plan,
             "bundle": inventory.bundle_dir(),
             "changes": bundle.as_ref().map(|_| &changes),
             "diff": crate::lifecycle::diff::to_json(&diff),
+            "lint": findings,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(status);
     }
     print!("{}", crate::plan::render_text(&plan));
     match bundle {
@@ -147,7 +155,13 @@ pub fn run_plan(args: &PlanArgs) -> Result<ExitCode, crate::Error> {
             crate::lifecycle::diff::render(&diff, crate::lifecycle::stdout_is_terminal())
         ),
     }
-    Ok(ExitCode::SUCCESS)
+    if !findings.is_empty() {
+        println!("\nnetwork lint (`kubepki lint` explains each):");
+        for finding in &findings {
+            println!("{finding}");
+        }
+    }
+    Ok(status)
 }
 
 #[derive(Debug, Args)]

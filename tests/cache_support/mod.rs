@@ -24,7 +24,8 @@ pub fn require(tool: &str, package: &str) {
     );
 }
 
-/// A copy of `hosts/` (cluster.toml and the host public keys) in a fresh tempdir.
+/// A copy of `hosts/` (cluster.toml and the host public keys) in a fresh tempdir, as it was
+/// before `kubepki cache-key`: the example's own `[cache]` table and sealed key are left out.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
 }
@@ -32,7 +33,23 @@ pub struct Cluster {
 impl Cluster {
     pub fn new() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        copy_tree(&Path::new(REPO).join("hosts"), &dir.path().join("hosts"));
+        let hosts = dir.path().join("hosts");
+        copy_tree(&Path::new(REPO).join("hosts"), &hosts);
+        let _ = std::fs::remove_dir_all(hosts.join("cache"));
+        let inventory = hosts.join("cluster.toml");
+        let text = std::fs::read_to_string(&inventory).unwrap();
+        let without_cache = match text.find("\n[cache]") {
+            // Everything from the table (and its leading comment) to the next table or the end.
+            Some(start) => {
+                let comment = text[..start].rfind("\n\n").map_or(start, |i| i + 1);
+                let rest = &text[start + 1..];
+                let end = rest.find("\n[").map_or(text.len(), |i| start + 1 + i + 1);
+                format!("{}{}", &text[..comment], &text[end..])
+            }
+            None => text,
+        };
+        assert!(!without_cache.contains("[cache]"), "{without_cache}");
+        std::fs::write(&inventory, without_cache).unwrap();
         Cluster { dir }
     }
 
