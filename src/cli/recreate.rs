@@ -279,7 +279,12 @@ pub fn render_changes(changes: &Changes) -> String {
     for path in &changes.removed {
         let _ = writeln!(out, "  - {path} (no longer planned)");
     }
-    if changes.manifest_changed {
+    // Any file change rewrites the manifest anyway; say so only when it is the whole change.
+    let files_changed = !(changes.added.is_empty()
+        && changes.reissued.is_empty()
+        && changes.resealed.is_empty()
+        && changes.removed.is_empty());
+    if changes.manifest_changed && !files_changed {
         let _ = writeln!(out, "  ~ manifest.json (node install description changed)");
     }
     let _ = writeln!(
