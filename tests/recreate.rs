@@ -970,3 +970,103 @@ fn ca_rotation_publishes_new_and_old_then_only_new_and_reissues_only_that_author
         1
     );
 }
+
+/// The spare beside the bundle (the previous bundle, kept so the next run re-links only what
+/// changed) is never trusted: every crash point of a run that starts from it still leaves the
+/// old bundle or the new one, and the run after it completes.
+#[test]
+fn a_run_killed_at_any_write_while_reusing_the_spare_leaves_the_old_bundle_or_the_new_one() {
+    let spare_of = |cluster: &Cluster| cluster.dir.path().join("hosts/.pki.kubepki-spare");
+    let mut crashes = 0;
+    for n in 0.. {
+        let cluster = Cluster::new();
+        cluster.recreate();
+        cluster.add_node("laptop-spare", "192.168.0.25");
+        cluster.recreate();
+        assert!(
+            spare_of(&cluster).is_dir(),
+            "a commit keeps the old bundle as the spare"
+        );
+        let old = cluster.opened().manifest;
+        cluster.add_node("laptop-new", "192.168.0.24");
+        let options = RecreateOptions {
+            identities: vec![operator_key()],
+            skip_pins: true,
+            fault_after_writes: Some(n),
+            ..RecreateOptions::default()
+        };
+        let result = bundle::recreate(&cluster.load(), &options);
+        {
+            let _lock = BundleLock::acquire(&cluster.bundle()).unwrap();
+            let now = Bundle::open(&cluster.bundle()).unwrap();
+            now.verify().unwrap();
+            assert!(
+                now.manifest == old || now.manifest.nodes.contains_key("laptop-new"),
+                "step {n}: a crash leaves the old bundle or the new one"
+            );
+        }
+        match result {
+            Err(kubepki::Error::Bundle(kubepki::bundle::BundleError::InjectedFault { .. })) => {
+                crashes += 1;
+                // The next run, spare or not, completes and verifies.
+                cluster.recreate();
+                let now = cluster.opened();
+                now.verify().unwrap();
+                assert!(now.manifest.nodes.contains_key("laptop-new"));
+            }
+            Err(other) => panic!("unexpected error: {other}"),
+            Ok(_) => break,
+        }
+        assert!(n < 200, "the run never completed");
+    }
+    assert!(
+        crashes > 10,
+        "the fault hook must hit the reused-spare run ({crashes} crashes)"
+    );
+}
+
+#[test]
+fn a_tampered_or_stale_spare_never_reaches_the_new_bundle() {
+    let cluster = Cluster::new();
+    cluster.recreate();
+    let spare = cluster.dir.path().join("hosts/.pki.kubepki-spare");
+    assert!(spare.is_dir(), "a first bundle gets a spare");
+    // Replace (not overwrite: the spare shares inodes with the live bundle) a file, and add junk.
+    let victim = spare.join("nodes/laptop-ultra/kubelet-client.crt");
+    fs::remove_file(&victim).unwrap();
+    fs::write(&victim, "tampered").unwrap();
+    fs::create_dir_all(spare.join("nodes/ghost")).unwrap();
+    fs::write(spare.join("nodes/ghost/kubelet-client.crt"), "stale").unwrap();
+    let live_before = fs::read(
+        cluster
+            .bundle()
+            .join("nodes/laptop-ultra/kubelet-client.crt"),
+    )
+    .unwrap();
+
+    cluster.add_node("laptop-new", "192.168.0.24");
+    cluster.recreate();
+
+    let now = cluster.opened();
+    now.verify().unwrap();
+    assert_eq!(
+        fs::read(
+            cluster
+                .bundle()
+                .join("nodes/laptop-ultra/kubelet-client.crt")
+        )
+        .unwrap(),
+        live_before,
+        "an unchanged file comes from the live bundle, not from the spare"
+    );
+    assert!(
+        !cluster.bundle().join("nodes/ghost").exists(),
+        "stale spare content is pruned"
+    );
+    assert!(
+        cluster
+            .bundle()
+            .join("nodes/laptop-new/kubelet-client.crt")
+            .is_file()
+    );
+}

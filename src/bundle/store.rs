@@ -226,10 +226,14 @@ fn remove_tree(path: &Path) -> Result<(), BundleError> {
 pub struct Transaction<'l> {
     lock: &'l BundleLock,
     staging: PathBuf,
+    /// Whether `staging` started as the spare (the previous bundle) rather than empty.
+    reused: bool,
+    /// Every path staged so far; with a reused spare, anything else in it is stale.
+    staged: std::collections::HashSet<String>,
     writes: AtomicUsize,
     fault_after: Option<usize>,
     crashed: AtomicBool,
-    created: std::collections::BTreeSet<PathBuf>,
+    created: std::collections::HashSet<PathBuf>,
 }
 
 /// One file of the new bundle: carried over from the old one, or new bytes.
@@ -249,18 +253,29 @@ impl StagedFile<'_> {
 
 impl<'l> Transaction<'l> {
     /// Starts a staging folder for the bundle `lock` holds.
+    ///
+    /// The previous bundle, kept as the spare by the last commit, becomes the staging folder:
+    /// its unchanged files already are the live files' inodes, so a run touches only what
+    /// differs instead of hard-linking the whole bundle again. Its content is never trusted:
+    /// every staged file is checked against the live one, and anything not staged is pruned.
     pub fn begin(lock: &'l BundleLock) -> Result<Transaction<'l>, BundleError> {
         let staging = sibling(&lock.dir, "staging");
         if staging.exists() {
             remove_tree(&staging)?;
         }
-        fs::create_dir_all(&staging).map_err(|source| BundleError::Write {
-            path: staging.display().to_string(),
-            source,
-        })?;
+        let spare = sibling(&lock.dir, "spare");
+        let reused = spare.is_dir() && fs::rename(&spare, &staging).is_ok();
+        if !reused {
+            fs::create_dir_all(&staging).map_err(|source| BundleError::Write {
+                path: staging.display().to_string(),
+                source,
+            })?;
+        }
         Ok(Transaction {
             lock,
             staging,
+            reused,
+            staged: Default::default(),
             writes: AtomicUsize::new(0),
             fault_after: None,
             crashed: AtomicBool::new(false),
@@ -313,6 +328,7 @@ impl<'l> Transaction<'l> {
         for file in files {
             let target = self.staging.join(file.path());
             self.parent_dir(&target)?;
+            self.staged.insert(file.path().to_string());
         }
         let this = &*self;
         files.par_iter().try_for_each(|file| this.stage(file))
@@ -321,6 +337,24 @@ impl<'l> Transaction<'l> {
     fn stage(&self, file: &StagedFile<'_>) -> Result<(), BundleError> {
         self.step()?;
         let target = self.staging.join(file.path());
+        let write_err = |source| BundleError::Write {
+            path: target.display().to_string(),
+            source,
+        };
+        // A reused spare may hold this path already: the very inode (nothing to do), or stale.
+        match fs::symlink_metadata(&target) {
+            Ok(existing) => {
+                if let StagedFile::Keep(path) = file
+                    && let Ok(live) = fs::symlink_metadata(self.lock.dir.join(path))
+                    && same_inode(&existing, &live)
+                {
+                    return Ok(());
+                }
+                fs::remove_file(&target).map_err(write_err)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(write_err(e)),
+        }
         match file {
             StagedFile::Keep(path) => {
                 let source = self.lock.dir.join(path);
@@ -352,6 +386,10 @@ impl<'l> Transaction<'l> {
             reason: e.to_string(),
         })?;
         self.write(MANIFEST_FILE, &json)?;
+        if self.reused {
+            let staging = self.staging.clone();
+            self.prune(&staging)?;
+        }
         self.step()?;
         let staging = self.staging.clone();
         let write_err = |path: &Path| {
@@ -380,14 +418,98 @@ impl<'l> Transaction<'l> {
             }
             crate::atomic::sync_dir(&parent).map_err(write_err(&parent))?;
             self.step()?;
-            // `staging` now holds the old bundle.
-            remove_tree_parallel(&staging)?;
+            // `staging` now holds the old bundle: it becomes the next run's starting point.
+            keep_as_spare(&staging, &sibling(&dir, "spare"))?;
         } else {
             fs::rename(&staging, &dir).map_err(write_err(&dir))?;
             crate::atomic::sync_dir(&parent).map_err(write_err(&parent))?;
+            // A first bundle has no predecessor to keep: link a spare so the next run is cheap too.
+            link_spare(&dir, &sibling(&dir, "spare"))?;
         }
         Ok(())
     }
+
+    /// Removes what a reused spare holds beyond the staged paths, and the folders left empty.
+    fn prune(&self, dir: &Path) -> Result<bool, BundleError> {
+        let read_err = |source| BundleError::Write {
+            path: dir.display().to_string(),
+            source,
+        };
+        let mut empty = true;
+        for entry in fs::read_dir(dir).map_err(read_err)? {
+            let entry = entry.map_err(read_err)?;
+            let path = entry.path();
+            if entry.file_type().map_err(read_err)?.is_dir() {
+                if self.prune(&path)? {
+                    self.step()?;
+                    fs::remove_dir(&path).map_err(|source| BundleError::Write {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
+                } else {
+                    empty = false;
+                }
+                continue;
+            }
+            let relative = path
+                .strip_prefix(&self.staging)
+                .ok()
+                .and_then(Path::to_str)
+                .unwrap_or_default();
+            if self.staged.contains(relative) {
+                empty = false;
+            } else {
+                self.step()?;
+                fs::remove_file(&path).map_err(|source| BundleError::Write {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            }
+        }
+        Ok(empty)
+    }
+}
+
+fn same_inode(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+/// Parks the previous bundle as the spare (a crash before this leaves a staging folder, which
+/// the next run's recovery removes).
+fn keep_as_spare(old: &Path, spare: &Path) -> Result<(), BundleError> {
+    if spare.exists() {
+        remove_tree_parallel(spare)?;
+    }
+    fs::rename(old, spare).map_err(|source| BundleError::Write {
+        path: spare.display().to_string(),
+        source,
+    })
+}
+
+/// Hard-links a whole bundle into a spare, one node folder per task.
+fn link_spare(bundle: &Path, spare: &Path) -> Result<(), BundleError> {
+    use rayon::prelude::*;
+    fn link_dir(from: &Path, to: &Path) -> io::Result<()> {
+        fs::create_dir_all(to)?;
+        let mut subdirs = Vec::new();
+        for entry in fs::read_dir(from)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                subdirs.push((entry.path(), to.join(entry.file_name())));
+            } else {
+                fs::hard_link(entry.path(), to.join(entry.file_name()))?;
+            }
+        }
+        subdirs.par_iter().try_for_each(|(f, t)| link_dir(f, t))
+    }
+    if spare.exists() {
+        remove_tree_parallel(spare)?;
+    }
+    link_dir(bundle, spare).map_err(|source| BundleError::Write {
+        path: spare.display().to_string(),
+        source,
+    })
 }
 
 impl Drop for Transaction<'_> {
