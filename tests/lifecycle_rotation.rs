@@ -128,6 +128,32 @@ fn a_staged_rotation_never_leaves_a_node_rejecting_its_peers() {
         "no leaf changes in step 1: {shown}"
     );
     let step1_pins = pins(&ws, "etcd");
+    // An ordinary run between the steps keeps the pending CA and its key.
+    let out = ws.ok(&["recreate", "-i", key]);
+    assert!(out.contains("nothing to do"), "{out}");
+    assert!(bundle.join("ca/etcd.next.key.age").exists());
+    // `kubepki check` tells the pending CA from the signing one.
+    let out = ws.kubepki(&["check", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let roles: Vec<(String, String)> = report["authorities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["authority"] == "etcd")
+        .map(|a| {
+            (
+                a["fingerprint"].as_str().unwrap().to_string(),
+                a["role"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        vec![
+            (step1_pins[0].clone(), "signing".to_string()),
+            (step1_pins[1].clone(), "pending".to_string()),
+        ]
+    );
     let step1_trust = keep.path().join("etcd-ca-step1.crt");
     fs::copy(bundle.join("ca/etcd.crt"), &step1_trust).unwrap();
     let step1_kubernetes_trust = keep.path().join("kubernetes-ca-step1.crt");
