@@ -1,5 +1,7 @@
-//! CA rotation with overlap: during the rotation openssl and a real etcd accept leaves of the
-//! old AND the new CA; after --finish-ca-rotation the old CA's client is refused.
+//! CA rotation in three steps: after step 1 (trust) nodes with the old and the new trust bundle
+//! interoperate on old leaves; after step 2 (sign) a node not yet redeployed (step-1 trust
+//! bundle) accepts the new leaves of redeployed nodes, checked with openssl and a real etcd;
+//! after step 3 (--finish-ca-rotation) the old CA's client is refused.
 
 mod lifecycle_support;
 
@@ -40,7 +42,7 @@ fn certificates_in(path: &Path) -> usize {
 }
 
 #[test]
-fn a_rotation_is_accepted_by_openssl_and_etcd_for_both_cas_then_finished() {
+fn a_staged_rotation_never_leaves_a_node_rejecting_its_peers() {
     let ws = Workspace::new();
     let key = operator_key();
     let key = key.to_str().unwrap();
@@ -57,45 +59,171 @@ fn a_rotation_is_accepted_by_openssl_and_etcd_for_both_cas_then_finished() {
         keep.path(),
         "old",
     );
+    let (old_server, old_server_key) = install(
+        &bundle,
+        "nodes/ec2-controlplane/etcd-server",
+        keep.path(),
+        "old",
+    );
     let old_kubelet = keep.path().join("old-kubelet-client.crt");
     fs::copy(
         bundle.join("nodes/laptop-ultra/kubelet-client.crt"),
         &old_kubelet,
     )
     .unwrap();
+    let old_trust = keep.path().join("etcd-ca-old.crt");
+    fs::copy(bundle.join("ca/etcd.crt"), &old_trust).unwrap();
+    let old_kubernetes_trust = keep.path().join("kubernetes-ca-old.crt");
+    fs::copy(bundle.join("ca/kubernetes.crt"), &old_kubernetes_trust).unwrap();
 
-    // 0. The preview: every CA rotates and every leaf is re-issued; nothing is written.
+    // Out of order: nothing to sign with, nothing to finish.
+    let out = ws.kubepki(&["recreate", "--sign-with-new-ca", "-i", key]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--rotate-ca"));
+
+    // 1. Trust: the preview republishes the 3 CAs and re-issues no leaf; nothing is written.
     let preview: serde_json::Value =
         serde_json::from_str(&ws.ok(&["plan", "--json", "--rotate-ca"])).unwrap();
-    assert_eq!(preview["diff"]["summary"]["reissue"], 3 + 27);
+    assert_eq!(preview["diff"]["summary"]["reissue"], 3);
     assert_eq!(certificates_in(&bundle.join("ca/etcd.crt")), 1);
 
-    // 1. Start the rotation.
     let out = ws.ok(&["recreate", "--rotate-ca", "-i", key]);
-    assert!(
-        out.contains("kubepki: rotate 3 CAs; re-issue 27 certs from the new CA"),
-        "{out}"
-    );
+    let step1_subject = "kubepki: trust 3 new CAs (CA rotation step 1 of 3)";
+    assert!(out.contains(step1_subject), "{out}");
+    let subject = git(ws.root(), &["log", "-1", "--format=%s"]);
+    assert_eq!(subject.trim(), step1_subject);
     for authority in ["kubernetes", "etcd", "front-proxy"] {
         let trust = bundle.join(format!("ca/{authority}.crt"));
         assert_eq!(
             certificates_in(&trust),
             2,
-            "{authority}: new CA, then old CA"
+            "{authority}: old CA, then new CA"
         );
-        let pinned = pins(&ws, authority);
-        assert_eq!(pinned.len(), 2, "{authority}: both fingerprints pinned");
+        assert_eq!(pins(&ws, authority).len(), 2, "{authority}: both pinned");
+        assert!(bundle.join(format!("ca/{authority}.next.key.age")).exists());
     }
     assert_eq!(
-        pins(&ws, "etcd")[1],
+        pins(&ws, "etcd")[0],
         old_pins[0],
-        "the old CA is pinned second"
+        "the old CA still signs: pinned first"
     );
-    let subject = git(ws.root(), &["log", "-1", "--format=%s"]);
     assert_eq!(
-        subject.trim(),
-        "kubepki: rotate 3 CAs; re-issue 27 certs from the new CA"
+        fs::read(bundle.join("nodes/ec2-controlplane/apiserver-etcd-client.crt")).unwrap(),
+        fs::read(&old_client).unwrap(),
+        "step 1 re-issues no leaf"
     );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(bundle.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        manifest["authorities"]["etcd"]["pending"],
+        serde_json::Value::String(pins(&ws, "etcd")[1].clone())
+    );
+    let shown = git(ws.root(), &["show", "--name-status", "--format=", "HEAD"]);
+    assert!(
+        shown.contains("A\thosts/pki/ca/etcd.next.key.age"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("nodes/"),
+        "no leaf changes in step 1: {shown}"
+    );
+    let step1_pins = pins(&ws, "etcd");
+    // An ordinary run between the steps keeps the pending CA and its key.
+    let out = ws.ok(&["recreate", "-i", key]);
+    assert!(out.contains("nothing to do"), "{out}");
+    assert!(bundle.join("ca/etcd.next.key.age").exists());
+    // `kubepki check` tells the pending CA from the signing one.
+    let out = ws.kubepki(&["check", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let roles: Vec<(String, String)> = report["authorities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["authority"] == "etcd")
+        .map(|a| {
+            (
+                a["fingerprint"].as_str().unwrap().to_string(),
+                a["role"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        vec![
+            (step1_pins[0].clone(), "signing".to_string()),
+            (step1_pins[1].clone(), "pending".to_string()),
+        ]
+    );
+    let step1_trust = keep.path().join("etcd-ca-step1.crt");
+    fs::copy(bundle.join("ca/etcd.crt"), &step1_trust).unwrap();
+    let step1_kubernetes_trust = keep.path().join("kubernetes-ca-step1.crt");
+    fs::copy(bundle.join("ca/kubernetes.crt"), &step1_kubernetes_trust).unwrap();
+
+    // After step 1, a deployed node (step-1 bundle) and one that is not (old bundle)
+    // interoperate in both directions: the leaves are still the old CA's.
+    let (ok, text) = openssl_verify(&step1_trust, &old_client);
+    assert!(ok, "{text}");
+    {
+        let data = tempfile::tempdir().unwrap();
+        // Deployed server, client not yet deployed (it checks the server with the old bundle).
+        let etcd = Etcd::start(data.path(), &old_server, &old_server_key, &step1_trust);
+        let (ok, text) = etcd.put(&old_trust, &old_client, &old_client_key, "k", "a");
+        assert!(
+            ok,
+            "step 1: old-bundle client refused by a step-1 server: {text}"
+        );
+    }
+    {
+        let data = tempfile::tempdir().unwrap();
+        // Server not yet deployed, deployed client (it checks the server with the step-1 bundle).
+        let etcd = Etcd::start(data.path(), &old_server, &old_server_key, &old_trust);
+        let (ok, text) = etcd.put(&step1_trust, &old_client, &old_client_key, "k", "b");
+        assert!(
+            ok,
+            "step 1: step-1 client refused by an old-bundle server: {text}"
+        );
+    }
+
+    // Steps out of order say which step comes next.
+    for args in [
+        ["recreate", "--rotate-ca", "-i", key],
+        ["recreate", "--finish-ca-rotation", "-i", key],
+    ] {
+        let out = ws.kubepki(&args);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--sign-with-new-ca"), "{stderr}");
+    }
+
+    // 2. Sign: the pending CAs sign, every leaf is re-issued, pins stay (new first now).
+    let preview: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["plan", "--json", "--sign-with-new-ca"])).unwrap();
+    assert_eq!(preview["diff"]["summary"]["reissue"], 3 + 27);
+    let out = ws.ok(&["recreate", "--sign-with-new-ca", "-i", key]);
+    let step2_subject = "kubepki: rotate 3 CAs; re-issue 27 certs from the new CA";
+    assert!(out.contains(step2_subject), "{out}");
+    let subject = git(ws.root(), &["log", "-1", "--format=%s"]);
+    assert_eq!(subject.trim(), step2_subject);
+    let step2_pins = pins(&ws, "etcd");
+    assert_eq!(
+        step2_pins,
+        vec![step1_pins[1].clone(), step1_pins[0].clone()]
+    );
+    for authority in ["kubernetes", "etcd", "front-proxy"] {
+        assert_eq!(
+            certificates_in(&bundle.join(format!("ca/{authority}.crt"))),
+            2
+        );
+        assert!(!bundle.join(format!("ca/{authority}.next.key.age")).exists());
+    }
+    let shown = git(ws.root(), &["show", "--name-status", "--format=", "HEAD"]);
+    assert!(
+        shown.contains("D\thosts/pki/ca/etcd.next.key.age"),
+        "{shown}"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(bundle.join("manifest.json")).unwrap()).unwrap();
+    assert!(manifest["authorities"]["etcd"].get("pending").is_none());
 
     let (new_client, new_client_key) = install(
         &bundle,
@@ -109,43 +237,76 @@ fn a_rotation_is_accepted_by_openssl_and_etcd_for_both_cas_then_finished() {
         keep.path(),
         "new",
     );
-    let rotating_etcd = keep.path().join("etcd-ca-rotating.crt");
-    fs::copy(bundle.join("ca/etcd.crt"), &rotating_etcd).unwrap();
-
-    // openssl: leaves of both CAs verify against the trust bundles.
-    for (trust, leaf) in [
-        ("ca/etcd.crt", &old_client),
-        ("ca/etcd.crt", &new_client),
-        ("ca/kubernetes.crt", &old_kubelet),
-        (
-            "ca/kubernetes.crt",
-            &bundle.join("nodes/laptop-ultra/kubelet-client.crt"),
-        ),
-    ] {
-        let (ok, text) = openssl_verify(&bundle.join(trust), leaf);
-        assert!(ok, "{} against {trust}: {text}", leaf.display());
-    }
+    let step2_trust = keep.path().join("etcd-ca-step2.crt");
+    fs::copy(bundle.join("ca/etcd.crt"), &step2_trust).unwrap();
     assert_ne!(
         fs::read(&old_client).unwrap(),
         fs::read(&new_client).unwrap()
     );
 
-    // etcd: the new server trusts clients of both CAs.
+    // The point of step 1: a node not yet redeployed (step-1 bundle) accepts the new leaves;
+    // a node that skipped step 1 (old bundle) would not.
+    for (trust, leaf) in [
+        (&step1_trust, &new_client),
+        (&step1_trust, &server),
+        (
+            &step1_kubernetes_trust,
+            &bundle.join("nodes/laptop-ultra/kubelet-client.crt"),
+        ),
+        (
+            &step1_kubernetes_trust,
+            &bundle.join("nodes/ec2-controlplane/apiserver.crt"),
+        ),
+        (&step2_trust, &old_client),
+        (&step2_trust, &new_client),
+        (&bundle.join("ca/kubernetes.crt"), &old_kubelet),
+    ] {
+        let (ok, text) = openssl_verify(trust, leaf);
+        assert!(ok, "{} against {}: {text}", leaf.display(), trust.display());
+    }
+    let (ok, _) = openssl_verify(&old_trust, &new_client);
+    assert!(
+        !ok,
+        "the old bundle alone must not accept the new CA's leaves"
+    );
+    let (ok, _) = openssl_verify(&old_kubernetes_trust, &old_kubelet);
+    assert!(ok);
+
+    // etcd during the step-2 rollout, both directions.
     {
         let data = tempfile::tempdir().unwrap();
-        let etcd = Etcd::start(data.path(), &server, &server_key, &rotating_etcd);
-        let (ok, text) = etcd.put(&rotating_etcd, &old_client, &old_client_key, "k", "old-ca");
-        assert!(ok, "old-CA client refused during the rotation: {text}");
-        let (ok, text) = etcd.put(&rotating_etcd, &new_client, &new_client_key, "k", "new-ca");
-        assert!(ok, "new-CA client refused during the rotation: {text}");
+        // Not yet redeployed server (old leaf, step-1 bundle), redeployed client.
+        let etcd = Etcd::start(data.path(), &old_server, &old_server_key, &step1_trust);
+        let (ok, text) = etcd.put(&step2_trust, &new_client, &new_client_key, "k", "c");
+        assert!(
+            ok,
+            "step 2: new-CA client refused by a not-yet-redeployed server: {text}"
+        );
+        let (ok, text) = etcd.put(&step1_trust, &old_client, &old_client_key, "k", "d");
+        assert!(
+            ok,
+            "step 2: old-CA client refused by a not-yet-redeployed server: {text}"
+        );
+    }
+    {
+        let data = tempfile::tempdir().unwrap();
+        // Redeployed server (new leaf, step-2 bundle), client not yet redeployed.
+        let etcd = Etcd::start(data.path(), &server, &server_key, &step2_trust);
+        let (ok, text) = etcd.put(&step1_trust, &old_client, &old_client_key, "k", "e");
+        assert!(ok, "step 2: not-yet-redeployed client refused: {text}");
+        let (ok, text) = etcd.put(&step2_trust, &new_client, &new_client_key, "k", "f");
+        assert!(ok, "step 2: new-CA client refused: {text}");
     }
 
-    // A second rotation cannot start before this one is finished.
+    // A second rotation cannot start before this one is finished; step 2 does not run twice.
     let out = ws.kubepki(&["recreate", "--rotate-ca", "-i", key]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--finish-ca-rotation"));
+    let out = ws.kubepki(&["recreate", "--sign-with-new-ca", "-i", key]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--finish-ca-rotation"));
 
-    // 2. Finish: the old CA leaves trust bundles and pins; no leaf is re-issued.
+    // 3. Finish: the old CA leaves trust bundles and pins; no leaf is re-issued.
     let preview: serde_json::Value =
         serde_json::from_str(&ws.ok(&["plan", "--json", "--finish-ca-rotation"])).unwrap();
     assert_eq!(preview["diff"]["summary"]["retire"], 3);

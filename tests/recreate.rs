@@ -889,6 +889,7 @@ fn ca_rotation_publishes_new_and_old_then_only_new_and_reissues_only_that_author
             signing: new.certificate.clone(),
             key: new.key().clone(),
             also_trusted: old.clone(),
+            pending: None,
         },
     );
     let outcome = bundle::recreate(&inventory, &options).unwrap();

@@ -139,10 +139,18 @@ pub fn compute(
 
     // Authorities: kept when present; only their key may be re-sealed.
     let mut signing: BTreeMap<Authority, Option<String>> = BTreeMap::new();
+    let mut next_keys: Vec<String> = Vec::new();
     for authority in &plan.authorities {
         let id = authority_id(authority.authority);
         planned.insert(&authority.cert_file);
         planned.insert(&authority.key_file);
+        // A pending CA's key stays until a rotation step republishes the authority.
+        if let Some(entry) = old.authorities.get(&authority.authority)
+            && entry.pending.is_some()
+            && !options.trust.contains_key(&authority.authority)
+        {
+            next_keys.push(entry.next_key_file());
+        }
         let present = old.authorities.get(&authority.authority).filter(|_| {
             matches!(
                 old.files.get(&authority.cert_file),
@@ -239,7 +247,7 @@ pub fn compute(
     changes.removed = old
         .files
         .keys()
-        .filter(|path| !planned.contains(path.as_str()))
+        .filter(|path| !planned.contains(path.as_str()) && !next_keys.contains(path))
         .cloned()
         .collect();
     changes.manifest_changed = manifest.is_none_or(|m| {
@@ -302,6 +310,7 @@ mod tests {
                     key_file: a.key_file.clone(),
                     fingerprints,
                     not_after: "2099-01-01T00:00:00Z".into(),
+                    pending: None,
                 },
             );
         }

@@ -4,7 +4,12 @@
 //! certificate entries carry `input_parts`, a short digest per input (subject,
 //! sans, usages, issuer, algorithm, validity) beside the full `inputs` digest,
 //! so that a re-issue can say *which* input changed. Readers that do not know
-//! it ignore it. Maps are `BTreeMap`s, so the file is byte-stable for the same
+//! it ignore it. A second addition, for the staged CA rotation
+//! (docs/ca-rotation.md): an authority entry may carry `pending`, the
+//! `sha256:` fingerprint of a new CA that is already in the trust bundle (and
+//! pinned) but does not sign yet; its key is sealed to the CA key holders in
+//! `next_key_file` (`ca/<authority>.next.key.age`, a `sealed-key` file entry).
+//! Both are absent outside step 1 of a rotation. Maps are `BTreeMap`s, so the file is byte-stable for the same
 //! content, and it is pretty-printed so a `git diff` of it is readable.
 
 use std::collections::BTreeMap;
@@ -42,12 +47,28 @@ pub struct AuthorityEntry {
     pub fingerprints: Vec<String>,
     /// RFC 3339 expiry of the signing CA.
     pub not_after: String,
+    /// CA rotation, step 1: the fingerprint of the new CA that is trusted but does not sign yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<String>,
 }
 
 impl AuthorityEntry {
     /// Fingerprint of the CA that signs new leaves.
     pub fn signing_fingerprint(&self) -> Option<&str> {
         self.fingerprints.first().map(String::as_str)
+    }
+
+    /// Where the sealed key of the pending CA lives (`ca/etcd.key.age` -> `ca/etcd.next.key.age`).
+    pub fn next_key_file(&self) -> String {
+        next_key_file(&self.key_file)
+    }
+}
+
+/// The sealed key file of a pending CA, beside the authority's `key_file`.
+pub fn next_key_file(key_file: &str) -> String {
+    match key_file.strip_suffix(".key.age") {
+        Some(stem) => format!("{stem}.next.key.age"),
+        None => format!("{key_file}.next"),
     }
 }
 

@@ -13,7 +13,8 @@
 //! - decide: [`compute`] with [`ChangeOptions`] (`force`, `renew_before_days`,
 //!   `signing`, `trust`) gives [`Changes`]; [`pending_changes`] does it for an inventory;
 //! - act: [`recreate`] with [`RecreateOptions`]; `renew` is `force`, CA rotation
-//!   is `trust` ([`TrustBundle`]: signing CA `new`, also trusted `[old]`, later `[]`);
+//!   is `trust` ([`TrustBundle`]: step 1 signing `old` with `new` pending, step 2 signing
+//!   `new` with `[old]` also trusted, step 3 `[]`);
 //! - low level: [`BundleLock`] + [`Transaction`] (`keep`, `write`, `apply`, `commit`)
 //!   for any other whole-bundle rewrite.
 
@@ -28,7 +29,7 @@ pub use manifest::{
     Manifest, PublicKeyEntry, SealedKeyEntry, TrustBundleEntry,
 };
 pub use reconcile::{
-    Outcome, RecreateOptions, TrustBundle, pending_changes, record_pins, recreate,
+    Outcome, PendingCa, RecreateOptions, TrustBundle, pending_changes, record_pins, recreate,
 };
 pub use store::{Bundle, BundleLock, StagedFile, Transaction};
 

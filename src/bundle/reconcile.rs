@@ -60,28 +60,41 @@ pub struct RecreateOptions {
 /// `signing` signs every leaf from now on (leaves signed by another CA are
 /// re-issued) and its key is sealed as the authority's key; `also_trusted`
 /// stay in the trust bundle so nodes accept both until every leaf is new.
+///
+/// `pending` (step 1 of a staged rotation) is a new CA that is trusted, right
+/// behind the signing one, but does not sign yet: its key is sealed to the
+/// authority's key holders in the authority's `next_key_file`, and the
+/// manifest records its fingerprint as `pending`.
 #[derive(Debug, Clone)]
 pub struct TrustBundle {
     pub signing: CaCertificate,
     pub key: PrivateKey,
     pub also_trusted: Vec<CaCertificate>,
+    pub pending: Option<PendingCa>,
+}
+
+/// A CA that is published in the trust bundle before it signs, with its key.
+#[derive(Debug, Clone)]
+pub struct PendingCa {
+    pub certificate: CaCertificate,
+    pub key: PrivateKey,
 }
 
 impl TrustBundle {
-    /// Fingerprints in trust-bundle order, signing CA first.
-    pub fn fingerprints(&self) -> Vec<String> {
+    fn certificates(&self) -> impl Iterator<Item = &CaCertificate> {
         std::iter::once(&self.signing)
+            .chain(self.pending.as_ref().map(|p| &p.certificate))
             .chain(&self.also_trusted)
-            .map(|c| c.fingerprint.clone())
-            .collect()
     }
 
-    /// The PEM trust bundle file, signing CA first.
+    /// Fingerprints in trust-bundle order, signing CA first, then a pending one.
+    pub fn fingerprints(&self) -> Vec<String> {
+        self.certificates().map(|c| c.fingerprint.clone()).collect()
+    }
+
+    /// The PEM trust bundle file, signing CA first, then a pending one.
     pub fn pem(&self) -> String {
-        std::iter::once(&self.signing)
-            .chain(&self.also_trusted)
-            .map(CaCertificate::pem)
-            .collect()
+        self.certificates().map(CaCertificate::pem).collect()
     }
 }
 
@@ -292,6 +305,17 @@ pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outc
                             e.recipients_sha256 == keyring.summary(&authority.key_holders).sha256
                         })
                 });
+            if let Some(pending) = options
+                .trust
+                .get(&authority.authority)
+                .and_then(|t| t.pending.as_ref())
+            {
+                jobs.push(SealJob {
+                    key_file: super::manifest::next_key_file(&authority.key_file),
+                    holders: authority.key_holders.clone(),
+                    plaintext: key_pem_bytes(&pending.key),
+                });
+            }
             if unchanged {
                 continue;
             }
@@ -540,6 +564,10 @@ fn assemble(
                         key_file: authority.key_file.clone(),
                         fingerprints: fingerprints.clone(),
                         not_after: rfc3339(certificate.not_after),
+                        pending: trust
+                            .get(&authority.authority)
+                            .and_then(|t| t.pending.as_ref())
+                            .map(|p| p.certificate.fingerprint.clone()),
                     },
                 );
             }
@@ -609,10 +637,16 @@ fn assemble(
     }
 
     // Every sealed key: the new bytes if it was (re-)sealed, else the old file.
+    let next_key_files: Vec<String> = authorities
+        .values()
+        .filter(|e: &&AuthorityEntry| e.pending.is_some())
+        .map(AuthorityEntry::next_key_file)
+        .collect();
     let key_files = plan
         .authorities
         .iter()
         .map(|a| &a.key_file)
+        .chain(&next_key_files)
         .chain(plan.certificates.iter().map(|c| &c.key_file))
         .chain(plan.secrets.iter().map(|s| &s.key_file));
     for key_file in key_files {

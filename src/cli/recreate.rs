@@ -28,24 +28,34 @@ pub struct PlanArgs {
     pub now: Option<String>,
 }
 
-/// `--rotate-ca` / `--finish-ca-rotation` (docs/ca-rotation.md).
+/// `--rotate-ca` / `--sign-with-new-ca` / `--finish-ca-rotation`: the three steps of a CA
+/// rotation, each followed by a deployment of every node (docs/ca-rotation.md).
 #[derive(Debug, Clone, Args)]
 pub struct RotationArgs {
-    /// Start a CA rotation: new CAs sign, trust bundles and pins hold the new and the old CA,
-    /// every leaf is re-issued from the new CA.
-    #[arg(long, conflicts_with = "finish_ca_rotation")]
+    /// CA rotation step 1 of 3: new CAs join the trust bundles and the pins; the old CAs still
+    /// sign and no leaf changes. Deploy every node, then `--sign-with-new-ca`.
+    #[arg(long, conflicts_with_all = ["sign_with_new_ca", "finish_ca_rotation"])]
     pub rotate_ca: bool,
-    /// Finish a CA rotation once every node is deployed: drop the old CA from trust bundles and pins.
+    /// CA rotation step 2 of 3: the new CAs (trusted since step 1) sign; every leaf is re-issued.
+    /// Deploy every node, then `--finish-ca-rotation`.
+    #[arg(long, conflicts_with = "finish_ca_rotation")]
+    pub sign_with_new_ca: bool,
+    /// CA rotation step 3 of 3, once every node runs leaves of the new CA: drop the old CA from
+    /// trust bundles and pins.
     #[arg(long)]
     pub finish_ca_rotation: bool,
 }
 
 impl RotationArgs {
     pub fn step(&self) -> Option<Rotation> {
-        match (self.rotate_ca, self.finish_ca_rotation) {
-            (true, _) => Some(Rotation::Start),
-            (_, true) => Some(Rotation::Finish),
-            _ => None,
+        if self.rotate_ca {
+            Some(Rotation::Start)
+        } else if self.sign_with_new_ca {
+            Some(Rotation::Sign)
+        } else if self.finish_ca_rotation {
+            Some(Rotation::Finish)
+        } else {
+            None
         }
     }
 }

@@ -50,7 +50,8 @@ pub struct LeafExpiry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuthorityExpiry {
     pub authority: Authority,
-    /// `signing` for the CA that issues, `previous` for one being rotated out.
+    /// `signing` for the CA that issues, `previous` for one being rotated out, `pending` for a
+    /// new one that is trusted but does not sign yet (step 1 of a rotation).
     pub role: &'static str,
     pub fingerprint: String,
     pub expires: String,
@@ -146,6 +147,18 @@ pub fn examine(
             });
         }
     }
+    // Step 1 of a rotation: the manifest names the CA that is trusted but does not sign yet.
+    let pending: Vec<String> =
+        std::fs::read(bundle_dir.join(crate::bundle::manifest::MANIFEST_FILE))
+            .ok()
+            .and_then(|bytes| crate::bundle::Manifest::from_json(&bytes).ok())
+            .map(|m| {
+                m.authorities
+                    .into_values()
+                    .filter_map(|e| e.pending)
+                    .collect()
+            })
+            .unwrap_or_default();
     let mut authorities = Vec::new();
     for ca in &cas {
         let cert = parse(&ca.der, &ca.path)?;
@@ -153,7 +166,13 @@ pub fn examine(
         let residual = not_after - now.unix_timestamp();
         authorities.push(AuthorityExpiry {
             authority: ca.authority,
-            role: if ca.previous { "previous" } else { "signing" },
+            role: if pending.contains(&fingerprint(&ca.der)) {
+                "pending"
+            } else if ca.previous {
+                "previous"
+            } else {
+                "signing"
+            },
             fingerprint: fingerprint(&ca.der),
             expires: rfc3339(not_after),
             residual_seconds: residual,

@@ -127,6 +127,12 @@ pub fn lines_for(plan: &Plan, changes: &Changes, rotation: Option<Rotation>) -> 
         }
         Vec::new()
     };
+    let next_key_of = |id: &str| -> Option<String> {
+        plan.authorities
+            .iter()
+            .find(|a| crate::bundle::changes::authority_id(a.authority) == id)
+            .map(|a| crate::bundle::manifest::next_key_file(&a.key_file))
+    };
     // A node is new when every certificate it owns is being added.
     let mut node_added: BTreeMap<&str, bool> = BTreeMap::new();
     for certificate in &plan.certificates {
@@ -166,11 +172,25 @@ pub fn lines_for(plan: &Plan, changes: &Changes, rotation: Option<Rotation>) -> 
             });
             continue;
         }
+        let mut files = with(files_of(id, false), FileChange::Modified);
+        let mut text = reason_text(reason);
+        if *reason == Reason::TrustChanged {
+            // The pending CA's sealed key: added by step 1, dropped when its authority is
+            // republished (step 2).
+            if let Some(next) = next_key_of(id) {
+                if rotation == Some(Rotation::Start) {
+                    text = "CA rotation: new CA trusted, does not sign yet".into();
+                    files.push((next, FileChange::Added));
+                } else if changes.removed.contains(&next) {
+                    files.push((next, FileChange::Deleted));
+                }
+            }
+        }
         out.push(DiffLine {
             action: Action::Reissue,
             material: id.clone(),
-            reason: reason_text(reason),
-            files: with(files_of(id, false), FileChange::Modified),
+            reason: text,
+            files,
         });
     }
     for id in &changes.resealed {
@@ -181,7 +201,16 @@ pub fn lines_for(plan: &Plan, changes: &Changes, rotation: Option<Rotation>) -> 
             files: with(files_of(id, true), FileChange::Modified),
         });
     }
+    let republished: HashSet<String> = changes
+        .reissued
+        .iter()
+        .filter(|(_, r)| *r == Reason::TrustChanged)
+        .filter_map(|(id, _)| next_key_of(id))
+        .collect();
     for path in &changes.removed {
+        if republished.contains(path) {
+            continue;
+        }
         let reason = match node_of_path(path) {
             Some(node) if !nodes.contains(node) => format!("node {node} removed"),
             _ => "no longer planned".to_string(),
@@ -293,6 +322,8 @@ pub fn subject(plan: &Plan, lines: &[DiffLine]) -> String {
     for line in lines.iter().filter(|l| l.action == Action::Reissue) {
         let group = if line.reason == "CA rotation" {
             "rotate {} CAs".to_string()
+        } else if line.reason == "CA rotation: new CA trusted, does not sign yet" {
+            "trust {} new CAs (CA rotation step 1 of 3)".to_string()
         } else if line.reason == "new signing CA" {
             "re-issue {} certs from the new CA".to_string()
         } else if line.reason.starts_with("expiry") {
