@@ -24,5 +24,6 @@ pub mod cache;
 pub mod calico;
 pub mod cli;
 mod error;
+pub mod pem;
 
 pub use error::Error;

@@ -447,7 +447,7 @@ fn public_key_of(file: &InstallFile, plain: &[u8]) -> Result<Vec<u8>, ActivateEr
         reason,
     };
     let text = std::str::from_utf8(plain).map_err(|_| unreadable("it is not PEM text".into()))?;
-    if text.contains("-----BEGIN RSA PRIVATE KEY-----") {
+    if crate::pem::label(text) == Some("RSA PRIVATE KEY") {
         use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPublicKey};
         let key =
             rsa::RsaPrivateKey::from_pkcs1_pem(text).map_err(|e| unreadable(e.to_string()))?;

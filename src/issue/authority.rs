@@ -69,7 +69,7 @@ impl CaCertificate {
     }
 
     pub fn pem(&self) -> String {
-        super::pem_encode("CERTIFICATE", &self.der).to_string()
+        crate::pem::encode("CERTIFICATE", &self.der).to_string()
     }
 }
 

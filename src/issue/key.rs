@@ -7,7 +7,7 @@ use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_RSA_SH
 use rcgen::{PublicKeyData, SignatureAlgorithm};
 use zeroize::Zeroizing;
 
-use super::{IssueError, pem_encode};
+use super::IssueError;
 use crate::inventory::KeyAlgorithm;
 
 /// A private key as PKCS#8 DER; the bytes are wiped when it (and every clone) is dropped.
@@ -88,21 +88,8 @@ impl PrivateKey {
             reason,
         };
         let text = std::str::from_utf8(pem).map_err(|_| bad("it is not PEM text".into()))?;
-        let body: Zeroizing<String> = Zeroizing::new(
-            text.lines()
-                .filter(|l| !l.starts_with("-----"))
-                .collect::<Vec<_>>()
-                .concat(),
-        );
-        if !text.contains("-----BEGIN PRIVATE KEY-----") {
-            return Err(bad("it is not a PEM \"PRIVATE KEY\" (PKCS#8)".into()));
-        }
-        use base64::Engine;
-        let der = Zeroizing::new(
-            base64::engine::general_purpose::STANDARD
-                .decode(body.as_bytes())
-                .map_err(|e| bad(e.to_string()))?,
-        );
+        let der = crate::pem::decode(text, "PRIVATE KEY")
+            .map_err(|e| bad(format!("{e} (kubepki keys are PKCS#8)")))?;
         let pair = KeyPair::try_from(der.as_slice()).map_err(|e| bad(e.to_string()))?;
         let algorithm = if pair.algorithm() == &PKCS_ECDSA_P256_SHA256 {
             KeyAlgorithm::EcdsaP256
@@ -135,7 +122,7 @@ impl PrivateKey {
 
     /// The key as PEM "PRIVATE KEY" (PKCS#8): what kubernetes, etcd and openssl read.
     pub fn to_pem(&self) -> Zeroizing<String> {
-        pem_encode("PRIVATE KEY", &self.pkcs8)
+        crate::pem::encode("PRIVATE KEY", &self.pkcs8)
     }
 
     /// The PKCS#8 DER bytes.

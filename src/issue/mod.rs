@@ -66,22 +66,3 @@ pub fn random_serial() -> [u8; 16] {
     serial[0] = (serial[0] & 0x7f) | 0x40;
     serial
 }
-
-/// PEM armour of DER bytes with `label`, 64 columns, kept in a zeroizing buffer.
-pub(crate) fn pem_encode(label: &str, der: &[u8]) -> zeroize::Zeroizing<String> {
-    use base64::Engine;
-    let body = zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(der));
-    let mut out = zeroize::Zeroizing::new(String::with_capacity(body.len() + body.len() / 64 + 64));
-    out.push_str("-----BEGIN ");
-    out.push_str(label);
-    out.push_str("-----\n");
-    for chunk in body.as_bytes().chunks(64) {
-        // base64 output is ASCII, so every chunk is valid UTF-8.
-        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str("-----END ");
-    out.push_str(label);
-    out.push_str("-----\n");
-    out
-}

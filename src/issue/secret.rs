@@ -2,7 +2,7 @@
 
 use zeroize::Zeroizing;
 
-use super::{IssueError, PrivateKey, pem_encode};
+use super::{IssueError, PrivateKey};
 use crate::inventory::KeyAlgorithm;
 use crate::plan::{SecretKind, SecretPlan};
 
@@ -24,7 +24,7 @@ pub fn service_account_key(algorithm: KeyAlgorithm) -> Result<ServiceAccountKey,
             reason: e.to_string(),
         })?;
     Ok(ServiceAccountKey {
-        public_pem: pem_encode("PUBLIC KEY", &spki).to_string(),
+        public_pem: crate::pem::encode("PUBLIC KEY", &spki).to_string(),
         key,
     })
 }

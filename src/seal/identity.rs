@@ -110,7 +110,7 @@ impl Identities {
             let identities = file.into_identities().map_err(|e| bad(e.to_string()))?;
             self.identities.extend(identities);
         } else {
-            let text = if text.contains("-----BEGIN OPENSSH PRIVATE KEY-----") {
+            let text = if crate::pem::label(&text) == Some("OPENSSH PRIVATE KEY") {
                 decrypt_openssh_if_needed(text, &name)?
             } else {
                 text
