@@ -2,19 +2,17 @@
 # an RSA host key, which the bundle is sealed to).
 #
 # Only what is specific to this machine lives here; its Kubernetes services
-# follow from its roles in hosts/cluster.toml.
+# follow from its roles in hosts/cluster.toml, and what every laptop shares is
+# hosts/laptop.nix.
 { ... }:
 {
   imports = [
     ./hardware-configuration.nix
-    ../common.nix
+    ../laptop.nix
   ];
 
   # Legacy BIOS boot; the disk is set in hardware-configuration.nix.
   boot.loader.grub.enable = true;
-
-  networking.networkmanager.enable = true;
-  services.logind.settings.Login.HandleLidSwitch = "ignore";
 
   # 1.9 GiB and no swap (kubelet refuses to start with swap on): keep the host lean.
   documentation.enable = false;
