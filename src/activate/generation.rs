@@ -54,7 +54,7 @@ impl Target {
     }
 
     pub fn current_link(&self) -> PathBuf {
-        self.root.join("current")
+        self.root.join(super::CURRENT_LINK)
     }
 
     /// The live generation's number, if `current` points at a generation that exists.

@@ -49,6 +49,14 @@ use unseal::Plaintexts;
 /// Where the live generation is served from by default.
 pub const DEFAULT_TARGET: &str = "/run/kubepki";
 
+/// The symlink in the target that names the live generation; services read through it.
+pub const CURRENT_LINK: &str = "current";
+
+/// Where services find the material with the default target: `/run/kubepki/current`.
+pub fn default_material_dir() -> PathBuf {
+    Path::new(DEFAULT_TARGET).join(CURRENT_LINK)
+}
+
 /// Everything one activation needs.
 #[derive(Debug, Clone)]
 pub struct Request {

@@ -27,8 +27,6 @@ use crate::inventory::{
 };
 use crate::plan;
 
-/// Where activation installs node material; the `calico-cni` kubeconfig is read from here.
-pub const DEFAULT_MATERIAL_DIR: &str = "/run/kubepki/current";
 /// Felix's `featureDetectOverride`: `--random-fully` masquerade breaks Tailscale's direct connections.
 pub const FEATURE_DETECT_OVERRIDE: &str = "SNATFullyRandom=false,MASQFullyRandom=false";
 /// Calico's default IPv6 block size (a /122 per node block).
@@ -52,7 +50,7 @@ pub struct RenderOptions {
 impl Default for RenderOptions {
     fn default() -> Self {
         RenderOptions {
-            material_dir: PathBuf::from(DEFAULT_MATERIAL_DIR),
+            material_dir: crate::activate::default_material_dir(),
         }
     }
 }

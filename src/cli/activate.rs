@@ -155,7 +155,7 @@ fn print_report(printer: &Printer, report: &Report, args: &ActivateArgs) {
             let previous = previous.map_or("none".to_string(), |p| p.to_string());
             format!(
                 "node {node}: installed generation {generation} at {} (previous: {previous})",
-                report.target.join("current").display()
+                report.target.join(activate::CURRENT_LINK).display()
             )
         }
         Outcome::DryRun { live } => {

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::InventoryArg;
-use crate::calico::{self, RenderOptions, lint, manifests, mtu};
+use crate::calico::{self, RenderOptions, lint, mtu};
 use crate::inventory::Inventory;
 
 #[derive(Debug, Args)]
@@ -20,7 +20,7 @@ pub struct CalicoArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Activation's `current` folder on the nodes, where the calico-cni kubeconfig is installed.
-    #[arg(long, value_name = "DIR", default_value = manifests::DEFAULT_MATERIAL_DIR)]
+    #[arg(long, value_name = "DIR", default_value_os_t = crate::activate::default_material_dir())]
     pub material_dir: PathBuf,
     /// Print how the pod MTU was derived (which link limited it, which overhead) and stop.
     #[arg(long)]
