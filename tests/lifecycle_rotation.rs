@@ -365,3 +365,90 @@ fn a_staged_rotation_never_leaves_a_node_rejecting_its_peers() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no CA is being rotated"));
 }
+
+/// Decrypts `file` with the Go `age` CLI and `identity`; `None` when age refuses.
+fn age_decrypt_as(identity: &Path, file: &Path) -> Option<Vec<u8>> {
+    let out = std::process::Command::new("age")
+        .arg("-d")
+        .arg("-i")
+        .arg(identity)
+        .arg(file)
+        .output()
+        .expect("the Go age CLI runs");
+    out.status.success().then_some(out.stdout)
+}
+
+/// Between steps 1 and 2 the new CAs' keys wait in `ca/<authority>.next.key.age`; a change of
+/// operators in that phase re-seals them with the CA keys, so a removed operator cannot sign
+/// with the new CAs and an added one can finish the rotation.
+#[test]
+fn operators_changed_between_steps_one_and_two_reach_the_pending_ca_keys() {
+    let ws = Workspace::new();
+    let key = operator_key();
+    let key = key.to_str().unwrap();
+    ws.ok(&["recreate"]);
+    ws.ok(&["recreate", "--rotate-ca", "-i", key]);
+    let bundle = ws.bundle();
+    let next_keys: Vec<PathBuf> = ["kubernetes", "etcd", "front-proxy"]
+        .iter()
+        .map(|a| bundle.join(format!("ca/{a}.next.key.age")))
+        .collect();
+
+    let second = ws.root().join("second_operator");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "second", "-f"])
+        .arg(&second)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let second_pub = fs::read_to_string(second.with_extension("pub")).unwrap();
+    let second_line = format!("  \"{}\",\n", second_pub.trim());
+    let anchor = "operator-TEST-KEY\",\n";
+    ws.edit_inventory(|t| t.replace(anchor, &format!("{anchor}{second_line}")));
+    for next in &next_keys {
+        assert!(age_decrypt_as(&second, next).is_none(), "not listed yet");
+    }
+
+    let out = ws.ok(&["recreate", "-i", key]);
+    assert!(out.contains("re-seal"), "{out}");
+    for next in &next_keys {
+        let by_second = age_decrypt_as(&second, next).expect("an added operator reads it");
+        assert_eq!(
+            by_second,
+            age_decrypt(next),
+            "the same pending key, re-sealed"
+        );
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(bundle.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        manifest["files"]["ca/etcd.next.key.age"]["recipients"],
+        manifest["files"]["ca/etcd.key.age"]["recipients"],
+        "the pending CA key has the CA key's holders"
+    );
+
+    ws.edit_inventory(|t| t.replace(&second_line, ""));
+    ws.ok(&["recreate", "-i", key]);
+    for next in &next_keys {
+        assert!(
+            age_decrypt_as(&second, next).is_none(),
+            "{}: a removed operator must no longer read the pending CA key",
+            next.display()
+        );
+    }
+
+    // Step 2 signs with the re-sealed pending keys: the new leaves verify against the new CA.
+    ws.ok(&["recreate", "--sign-with-new-ca", "-i", key]);
+    let new_pin = pins(&ws, "etcd")[0].clone();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(bundle.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        manifest["files"]["nodes/ec2-controlplane/etcd-server.crt"]["issuer_fingerprint"],
+        serde_json::Value::String(new_pin)
+    );
+    let (ok, text) = openssl_verify(
+        &bundle.join("ca/etcd.crt"),
+        &bundle.join("nodes/ec2-controlplane/etcd-server.crt"),
+    );
+    assert!(ok, "{text}");
+}

@@ -14,7 +14,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::manifest::{CertificateInputs, FileEntry, InputPart, Manifest};
+use super::manifest::{AuthorityEntry, CertificateInputs, FileEntry, InputPart, Manifest};
 use crate::plan::{Authority, Plan};
 use crate::seal::Keyring;
 
@@ -145,11 +145,13 @@ pub fn compute(
         planned.insert(&authority.cert_file);
         planned.insert(&authority.key_file);
         // A pending CA's key stays until a rotation step republishes the authority.
-        if let Some(entry) = old.authorities.get(&authority.authority)
-            && entry.pending.is_some()
-            && !options.trust.contains_key(&authority.authority)
-        {
-            next_keys.push(entry.next_key_file());
+        let kept_next_key = old
+            .authorities
+            .get(&authority.authority)
+            .filter(|e| e.pending.is_some() && !options.trust.contains_key(&authority.authority))
+            .map(AuthorityEntry::next_key_file);
+        if let Some(next) = &kept_next_key {
+            next_keys.push(next.clone());
         }
         let present = old.authorities.get(&authority.authority).filter(|_| {
             matches!(
@@ -173,7 +175,12 @@ pub fn compute(
                 signing.insert(authority.authority, fingerprint);
                 if trust.is_some_and(|t| *t != entry.fingerprints) {
                     changes.reissued.push((id, Reason::TrustChanged));
-                } else if sealed_changed(&authority.key_file, &authority.key_holders) {
+                } else if sealed_changed(&authority.key_file, &authority.key_holders)
+                    || kept_next_key
+                        .as_deref()
+                        .is_some_and(|next| sealed_changed(next, &authority.key_holders))
+                {
+                    // The pending CA's key goes to the same holders as the signing one's.
                     changes.resealed.push(id);
                 } else {
                     changes.kept.push(id);
@@ -472,5 +479,28 @@ mod tests {
             vec!["nodes/laptop-old/kube-proxy".to_string()]
         );
         assert!(changes.reissued.is_empty());
+    }
+    #[test]
+    fn a_pending_ca_key_sealed_to_other_holders_reseals_its_authority() {
+        let (_, plan, keyring) = example();
+        let mut manifest = issued(&plan, &keyring, "2027-01-01T00:00:00Z");
+        // Step 1 of a rotation, then the CA key re-sealed but not the pending one (as an
+        // older kubepki left it after a change of operators).
+        let entry = manifest.authorities.get_mut(&Authority::Etcd).unwrap();
+        entry.pending = Some("sha256:pending-etcd-ca".into());
+        let next = entry.next_key_file();
+        let mut stale = manifest.files[&entry.key_file].clone();
+        if let FileEntry::SealedKey(e) = &mut stale {
+            e.recipients_sha256 = "stale".into();
+        }
+        manifest.files.insert(next.clone(), stale);
+        let changes = compute(&plan, Some(&manifest), &keyring, now(), &options());
+        assert_eq!(changes.resealed, vec!["ca/etcd".to_string()]);
+        assert!(changes.removed.is_empty(), "the pending key stays");
+
+        let up_to_date = manifest.files[&manifest.authorities[&Authority::Etcd].key_file].clone();
+        manifest.files.insert(next, up_to_date);
+        let changes = compute(&plan, Some(&manifest), &keyring, now(), &options());
+        assert!(changes.is_empty(), "{changes:?}");
     }
 }

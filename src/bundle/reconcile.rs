@@ -27,7 +27,7 @@ use crate::issue::{
     CaCertificate, IssuedCertificate, IssuedSecret, PrivateKey, SigningAuthority, issue_authority,
     issue_leaves_keeping, issue_secret,
 };
-use crate::plan::{Authority, Plan, plan};
+use crate::plan::{Authority, NodePlan, Plan, plan};
 use crate::seal::{Identities, Keyring, unseal_named};
 
 /// How `recreate` runs.
@@ -148,7 +148,7 @@ pub fn pending_changes(
 
 /// Issues, seals and writes whatever the plan needs that the bundle lacks; see the module docs.
 pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outcome, Error> {
-    let plan = plan(inventory);
+    let mut plan = plan(inventory);
     let keyring = Keyring::from_inventory(inventory)?;
     let now = now_or(options.now);
     let dir = inventory.bundle_dir();
@@ -305,6 +305,22 @@ pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outc
                             e.recipients_sha256 == keyring.summary(&authority.key_holders).sha256
                         })
                 });
+            // Between rotation steps 1 and 2 the pending CA's key is re-sealed with the CA key.
+            let kept_pending = old
+                .as_ref()
+                .and_then(|b| b.manifest.authorities.get(&authority.authority))
+                .filter(|e| {
+                    e.pending.is_some() && !options.trust.contains_key(&authority.authority)
+                });
+            if let Some(entry) = kept_pending
+                && changes.is_resealed(&id)
+            {
+                reseal_paths.push((
+                    id.clone(),
+                    entry.next_key_file(),
+                    authority.key_holders.clone(),
+                ));
+            }
             if let Some(pending) = options
                 .trust
                 .get(&authority.authority)
@@ -409,10 +425,12 @@ pub fn recreate(inventory: &Inventory, options: &RecreateOptions) -> Result<Outc
     drop(jobs);
 
     // 5. Write the new bundle: kept files are linked, new ones written, manifest last.
+    let nodes = std::mem::take(&mut plan.nodes);
     let manifest = assemble(
         &plan,
+        nodes,
         &changes,
-        old.as_ref(),
+        old.map(|b| b.manifest),
         &signers,
         &options.trust,
         &issued,
@@ -504,8 +522,9 @@ fn load_signer(
 #[allow(clippy::too_many_arguments)]
 fn assemble(
     plan: &Plan,
+    nodes: Vec<NodePlan>,
     changes: &Changes,
-    old: Option<&Bundle>,
+    old: Option<Manifest>,
     signers: &BTreeMap<Authority, SigningAuthority>,
     trust: &BTreeMap<Authority, TrustBundle>,
     issued: &BTreeMap<String, IssuedCertificate>,
@@ -517,15 +536,16 @@ fn assemble(
     let mut files: BTreeMap<String, FileEntry> = BTreeMap::new();
     let mut authorities = BTreeMap::new();
     let mut staged: Vec<StagedFile<'_>> = Vec::new();
-    let old_entry = |path: &str| -> Result<FileEntry, Error> {
-        old.and_then(|b| b.manifest.files.get(path))
-            .cloned()
-            .ok_or_else(|| {
-                BundleError::NotInManifest {
-                    path: path.to_string(),
-                }
-                .into()
-            })
+    // Kept entries move over from the old manifest: thousands of them on a big cluster.
+    let (mut old_files, mut old_authorities) =
+        old.map(|m| (m.files, m.authorities)).unwrap_or_default();
+    let mut old_entry = |path: &str| -> Result<FileEntry, Error> {
+        old_files.remove(path).ok_or_else(|| {
+            BundleError::NotInManifest {
+                path: path.to_string(),
+            }
+            .into()
+        })
     };
 
     // The trust bundle of each new or rotated authority: its signing CA, then any still trusted.
@@ -577,10 +597,8 @@ fn assemble(
                     authority.cert_file.clone(),
                     old_entry(&authority.cert_file)?,
                 );
-                if let Some(entry) =
-                    old.and_then(|b| b.manifest.authorities.get(&authority.authority))
-                {
-                    authorities.insert(authority.authority, entry.clone());
+                if let Some(entry) = old_authorities.remove(&authority.authority) {
+                    authorities.insert(authority.authority, entry);
                 }
             }
         }
@@ -668,12 +686,18 @@ fn assemble(
         algorithm: plan.algorithm,
         authorities,
         files,
-        nodes: Manifest::nodes_of(plan),
+        nodes: nodes.into_iter().map(|n| (n.name.clone(), n)).collect(),
     };
     let mut tx = Transaction::begin(lock)?;
     tx.fail_after(fault_after);
-    tx.apply(&staged)?;
-    tx.commit(&manifest)?;
+    // Staging is file-system bound; encoding the manifest is CPU-bound: overlap them.
+    let (applied, json) = rayon::join(|| tx.apply(&staged), || manifest.to_json());
+    applied?;
+    let json = json.map_err(|e| BundleError::BadManifest {
+        path: super::manifest::MANIFEST_FILE.into(),
+        reason: e.to_string(),
+    })?;
+    tx.commit(&json)?;
     Ok(manifest)
 }
 
