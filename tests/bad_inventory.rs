@@ -59,7 +59,7 @@ fn assert_refused(cluster: &ExampleCluster, expected: &Expected<'_>) {
 
 fn recreate(cluster: &ExampleCluster) -> std::process::Output {
     let inventory = cluster.inventory();
-    let identity = common::operator_identity();
+    let identity = common::operator_key();
     cluster.kubepki(&[
         "recreate",
         "-f",

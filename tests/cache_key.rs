@@ -8,10 +8,10 @@ mod cache_support;
 
 use std::process::Command;
 
-use cache_support::{Cluster, assert_success, operator_key, require, stderr, stdout};
+use cache_support::{Cluster, assert_success, operator_key, require_tool, stderr, stdout};
 
 fn age_decrypt(identity: &std::path::Path, file: &std::path::Path) -> String {
-    require("age", "age");
+    require_tool("age");
     let out = Command::new("age")
         .arg("-d")
         .arg("-i")
@@ -123,7 +123,7 @@ fn a_sealed_file_without_a_recorded_key_also_counts_as_existing() {
 
 #[test]
 fn ci_recipients_can_open_the_key_with_age_and_with_kubepki() {
-    require("age-keygen", "age");
+    require_tool("age-keygen");
     let cluster = Cluster::new();
     let identity = cluster.path("ci.agekey");
     let out = Command::new("age-keygen")
@@ -181,8 +181,7 @@ fn a_bad_ci_recipient_is_named_in_the_error() {
 fn a_host_key_cannot_open_the_signing_key() {
     let cluster = Cluster::new();
     cluster.create_key();
-    let host_key = std::path::Path::new(cache_support::REPO)
-        .join("tests/keys/ec2-controlplane/ssh_host_ed25519_key");
+    let host_key = cache_support::repo().join("tests/keys/ec2-controlplane/ssh_host_ed25519_key");
     let out = cluster.kubepki(&["cache", "secret", "-i", host_key.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(stdout(&out).is_empty());

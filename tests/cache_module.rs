@@ -11,12 +11,12 @@ mod cache_support;
 use std::path::Path;
 use std::process::Command;
 
-use cache_support::{Cluster, REPO, require};
+use cache_support::{Cluster, repo, require_tool};
 
 fn nix_instantiate(args: &[&str]) -> std::process::Output {
-    require("nix-instantiate", "nix-bin");
+    require_tool("nix-instantiate");
     Command::new("nix-instantiate")
-        .current_dir(REPO)
+        .current_dir(repo())
         .args(args)
         .output()
         .unwrap()

@@ -7,11 +7,11 @@ mod cache_support;
 use std::path::Path;
 use std::process::Command;
 
-use cache_support::{Cluster, REPO, require};
+use cache_support::{Cluster, repo, require_tool};
 use serde_yaml::Value;
 
 fn workflow(name: &str) -> Value {
-    let path = Path::new(REPO).join(".github/workflows").join(name);
+    let path = repo().join(".github/workflows").join(name);
     let text = std::fs::read_to_string(&path).unwrap();
     serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -124,8 +124,8 @@ fn nix_is_pinned_to_a_release_with_the_sts_web_identity_provider() {
 
 /// Runs the workflow's "read the cache settings" step with bash and Nix 2.8 in `dir`.
 fn run_settings_step(dir: &Path) -> (bool, String, String) {
-    require("bash", "bash");
-    require("nix", "nix-bin");
+    require_tool("bash");
+    require_tool("nix");
     let cache = workflow("cache.yml");
     let step = steps(&cache["jobs"]["settings"])
         .iter()

@@ -109,7 +109,7 @@ impl Installed {
     /// `kubepki kubeconfig <user>` with the operator's identity, written into the temp dir.
     fn operator_kubeconfig(&self, user: &str, extra: &[&str]) -> PathBuf {
         let inventory = self.cluster.inventory();
-        let identity = common::operator_identity();
+        let identity = common::operator_key();
         let mut args = vec![
             "kubeconfig",
             user,
@@ -364,7 +364,7 @@ fn kubectl_refuses_a_server_name_the_apiserver_certificate_lacks() {
 fn kubepki_kubeconfig_refuses_an_identity_that_does_not_hold_the_admin_key() {
     let installed = Installed::new();
     let inventory = installed.cluster.inventory();
-    let worker_key = common::host_identity("laptop-firebat");
+    let worker_key = common::host_key("laptop-firebat");
     let before = installed.cluster.snapshot();
     let output = installed.cluster.kubepki(&[
         "kubeconfig",
@@ -416,7 +416,7 @@ fn kubepki_kubeconfig_refuses_a_plain_http_server_before_asking_for_a_key() {
 fn kubepki_kubeconfig_says_to_run_recreate_when_there_is_no_bundle() {
     let cluster = ExampleCluster::copy();
     let inventory = cluster.inventory();
-    let identity = common::operator_identity();
+    let identity = common::operator_key();
     let output = cluster.kubepki(&[
         "kubeconfig",
         "super-admin",

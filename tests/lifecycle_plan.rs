@@ -116,7 +116,7 @@ fn a_new_operator_recipient_reseals_every_key_and_reissues_nothing() {
     ws.ok(&["recreate"]);
     // A second key for the operator, made here with ssh-keygen.
     let key = ws.root().join("second_operator_key");
-    let made = lifecycle_support::tool("ssh-keygen", "openssh-client")
+    let made = lifecycle_support::tool("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "second", "-f"])
         .arg(&key)
         .status()

@@ -78,7 +78,7 @@ fn renews_only_the_named_certificate_and_keeps_its_key() {
     let key_file = dir.path().join("key.pem");
     fs::write(&key_file, &key_before).unwrap();
     let modulus = |args: &[&str]| {
-        let out = lifecycle_support::tool("openssl", "openssl")
+        let out = lifecycle_support::tool("openssl")
             .args(args)
             .output()
             .unwrap();

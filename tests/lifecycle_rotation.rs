@@ -368,7 +368,7 @@ fn a_staged_rotation_never_leaves_a_node_rejecting_its_peers() {
 
 /// Decrypts `file` with the Go `age` CLI and `identity`; `None` when age refuses.
 fn age_decrypt_as(identity: &Path, file: &Path) -> Option<Vec<u8>> {
-    let out = std::process::Command::new("age")
+    let out = lifecycle_support::tool("age")
         .arg("-d")
         .arg("-i")
         .arg(identity)
@@ -395,7 +395,7 @@ fn operators_changed_between_steps_one_and_two_reach_the_pending_ca_keys() {
         .collect();
 
     let second = ws.root().join("second_operator");
-    let status = std::process::Command::new("ssh-keygen")
+    let status = lifecycle_support::tool("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "second", "-f"])
         .arg(&second)
         .status()

@@ -15,37 +15,11 @@ use kubepki::inventory::Inventory;
 use kubepki::plan::{San, Usage};
 use sha2::{Digest, Sha256};
 
+mod basics;
+
+use basics::{host_key, operator_key, repo, tool};
+
 const BIN: &str = env!("CARGO_BIN_EXE_kubepki");
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn operator_key() -> PathBuf {
-    repo().join("tests/keys/operator/id_ed25519")
-}
-
-fn host_key(node: &str) -> PathBuf {
-    let dir = repo().join("tests/keys").join(node);
-    let ed = dir.join("ssh_host_ed25519_key");
-    if ed.exists() {
-        ed
-    } else {
-        dir.join("ssh_host_rsa_key")
-    }
-}
-
-/// The path of a consumer tool; fails (never skips) when it is missing.
-fn tool(name: &str) -> &str {
-    let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`{name}` is not installed: install {name} (see .ci/run)"
-    );
-    name
-}
 
 fn copy_tree(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
@@ -143,7 +117,7 @@ impl Cluster {
         let keys = self.dir.path().join("keys").join(name);
         fs::create_dir_all(&keys).unwrap();
         let private = keys.join("ssh_host_ed25519_key");
-        let status = Command::new(tool("ssh-keygen"))
+        let status = tool("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
             .arg(&private)
             .status()
@@ -192,7 +166,7 @@ fn sha256(bytes: &[u8]) -> String {
 
 /// Go `age -d -i identity file`: the plaintext, or the error output.
 fn go_age_decrypt(identity: &Path, file: &Path) -> Result<Vec<u8>, String> {
-    let out = Command::new(tool("age"))
+    let out = tool("age")
         .arg("-d")
         .arg("-i")
         .arg(identity)
@@ -207,7 +181,7 @@ fn go_age_decrypt(identity: &Path, file: &Path) -> Result<Vec<u8>, String> {
 }
 
 fn openssl(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(tool("openssl"))
+    let mut child = tool("openssl")
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -584,7 +558,7 @@ fn removing_an_operator_recipient_reseals_every_key_and_keeps_certificates_byte_
     let keys = cluster.dir.path().join("keys");
     fs::create_dir_all(&keys).unwrap();
     let second = keys.join("second_operator");
-    let status = Command::new(tool("ssh-keygen"))
+    let status = tool("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "second", "-f"])
         .arg(&second)
         .status()
@@ -771,7 +745,7 @@ fn an_age_identity_file_operator_can_reissue_and_go_age_reads_its_keys() {
     let keys = cluster.dir.path().join("keys");
     fs::create_dir_all(&keys).unwrap();
     let identity = keys.join("keys.txt");
-    let out = Command::new(tool("age-keygen"))
+    let out = tool("age-keygen")
         .arg("-o")
         .arg(&identity)
         .output()
@@ -809,7 +783,7 @@ fn a_passphrase_protected_identity_without_a_terminal_fails_clearly() {
     let keys = cluster.dir.path().join("keys");
     fs::create_dir_all(&keys).unwrap();
     let protected = keys.join("protected");
-    let status = Command::new(tool("ssh-keygen"))
+    let status = tool("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "correct horse", "-f"])
         .arg(&protected)
         .status()
@@ -817,7 +791,7 @@ fn a_passphrase_protected_identity_without_a_terminal_fails_clearly() {
     assert!(status.success());
     cluster.add_node("laptop-new", "192.168.0.24");
     // setsid: no controlling terminal, as under CI or a systemd unit.
-    let out = Command::new(tool("setsid"))
+    let out = tool("setsid")
         .arg("--wait")
         .arg(BIN)
         .args(["recreate", "-f"])

@@ -4,6 +4,10 @@
 //! half-finished operator would.
 #![allow(dead_code)]
 
+#[path = "../basics/mod.rs"]
+mod basics;
+pub use basics::*;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -25,21 +29,6 @@ use time::{Duration, OffsetDateTime};
 
 pub const UID_KUBERNETES: u32 = 2001;
 pub const UID_ETCD: u32 = 2002;
-
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The test host key of `node`.
-pub fn host_key(node: &str) -> PathBuf {
-    let dir = repo().join("tests/keys").join(node);
-    for name in ["ssh_host_ed25519_key", "ssh_host_rsa_key"] {
-        if dir.join(name).exists() {
-            return dir.join(name);
-        }
-    }
-    panic!("no test host key for {node} in {}", dir.display());
-}
 
 /// Service accounts by a fixed table, so ownership is testable as root without creating users.
 pub fn accounts() -> Accounts {
@@ -78,17 +67,13 @@ pub struct Fixture {
     operator: String,
 }
 
-pub fn operator_key() -> PathBuf {
-    repo().join("tests/keys/operator/id_ed25519")
-}
-
 impl Fixture {
     /// The example cluster's bundle, written by the pipeline (`recreate`) into a temporary copy
     /// of hosts/; the CA keys are unsealed with the operator's test key for tampering.
     pub fn new() -> Fixture {
         let root = tempfile::tempdir().unwrap();
         let hosts = root.path().join("hosts");
-        copy_dir(&repo().join("hosts"), &hosts);
+        copy_dir(&repo().join("hosts"), &hosts, &[]);
         let _ = fs::remove_dir_all(hosts.join("pki"));
         let inventory_path = hosts.join("cluster.toml");
         let inventory = Inventory::load(&inventory_path).unwrap();
@@ -307,19 +292,6 @@ fn leaf_params(cert: &CertificatePlan) -> CertificateParams {
     params.not_after = now + Duration::days(365);
     params.use_authority_key_identifier_extension = true;
     params
-}
-
-pub fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
 }
 
 /// One entry of a [`snapshot`]: content (or link target), mode, uid, mtime seconds and nanoseconds.

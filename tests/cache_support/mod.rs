@@ -3,26 +3,12 @@
 
 #![allow(dead_code)]
 
+#[path = "../basics/mod.rs"]
+mod basics;
+pub use basics::*;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
-
-/// The operator's TEST private key (its public half is the operator recipient in cluster.toml).
-pub fn operator_key() -> PathBuf {
-    Path::new(REPO).join("tests/keys/operator/id_ed25519")
-}
-
-/// Fails (never skips) when a real consumer is missing.
-pub fn require(tool: &str, package: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`{tool}` is not on PATH: install {package} (see .ci/run)"
-    );
-}
 
 /// A copy of `hosts/` (cluster.toml and the host public keys) in a fresh tempdir, as it was
 /// before `kubepki cache-key`: the example's own `[cache]` table and sealed key are left out.
@@ -34,7 +20,7 @@ impl Cluster {
     pub fn new() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let hosts = dir.path().join("hosts");
-        copy_tree(&Path::new(REPO).join("hosts"), &hosts);
+        copy_dir(&repo().join("hosts"), &hosts, &[]);
         let _ = std::fs::remove_dir_all(hosts.join("cache"));
         let inventory = hosts.join("cluster.toml");
         let text = std::fs::read_to_string(&inventory).unwrap();
@@ -104,46 +90,14 @@ pub fn kubepki(args: &[&str]) -> Output {
         .unwrap()
 }
 
-pub fn assert_success(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-pub fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-pub fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-/// Debian's Nix 2.8 with a private chroot store (`local?root=…`): offline, no daemon, no /nix writes.
 pub struct Nix {
     pub store: String,
 }
 
 impl Nix {
     pub fn new(root: &Path) -> Nix {
-        require("nix", "nix-bin");
-        require("nix-store", "nix-bin");
+        require_tool("nix");
+        require_tool("nix-store");
         Nix {
             store: format!("local?root={}", root.display()),
         }

@@ -15,36 +15,11 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
+#[path = "../basics/mod.rs"]
+mod basics;
 pub mod tls;
 
-/// The repository root (where Cargo.toml is).
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A test key from `tests/keys/`, e.g. `test_key("operator/id_ed25519")`.
-pub fn test_key(relative: &str) -> PathBuf {
-    repo().join("tests/keys").join(relative)
-}
-
-/// The operator's test SSH identity; its public half is the recipient in the example inventory.
-pub fn operator_identity() -> PathBuf {
-    test_key("operator/id_ed25519")
-}
-
-/// Panics with how to install `tool` unless it is on PATH.
-pub fn require_tool(tool: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|paths| {
-            std::env::split_paths(&paths).any(|dir| {
-                fs::metadata(dir.join(tool))
-                    .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                    .unwrap_or(false)
-            })
-        })
-        .unwrap_or(false);
-    assert!(found, "install {tool} (see .ci/run)");
-}
+pub use basics::*;
 
 /// A copy of the example cluster (`hosts/cluster.toml` and every host key folder) in a temp dir.
 pub struct ExampleCluster {
@@ -73,7 +48,7 @@ impl ExampleCluster {
             let entry = entry.expect("read hosts/ entry");
             let name = entry.file_name();
             if entry.path().is_dir() && (with_bundle || name != "pki") {
-                copy_dir(&entry.path(), &target.join(&name));
+                copy_dir(&entry.path(), &target.join(&name), &[]);
             }
         }
         ExampleCluster { dir }
@@ -151,34 +126,6 @@ pub fn kubepki_in(dir: &Path, args: &[&str]) -> Output {
         .expect("run kubepki")
 }
 
-pub fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-pub fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Asserts the command succeeded, showing its output if not.
-pub fn assert_success(output: &Output, what: &str) {
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        stdout(output),
-        stderr(output)
-    );
-}
-
-/// Runs a tool (which must be installed) and returns its output.
-pub fn run(tool: &str, args: &[&str]) -> Output {
-    require_tool(tool);
-    Command::new(tool)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {tool}: {e}"))
-}
-
 /// A folder tree: relative path -> (mode, content; `None` for folders).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Tree(pub BTreeMap<PathBuf, (u32, Option<Vec<u8>>)>);
@@ -212,44 +159,6 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, (u32, Option<Vec<u8
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("create dir");
-    for entry in fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("dir entry");
-        let path = entry.path();
-        if path.is_dir() {
-            copy_dir(&path, &to.join(entry.file_name()));
-        } else {
-            fs::copy(&path, to.join(entry.file_name())).expect("copy file");
-        }
-    }
-}
-
-/// `n` distinct TCP ports on 127.0.0.1 that are free right now (all held until all are chosen).
-pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("local addr").port())
-        .collect()
-}
-
-/// The private half of a node's test host key (`tests/keys/<node>/ssh_host_*_key`).
-pub fn host_identity(node: &str) -> PathBuf {
-    let dir = test_key(node);
-    fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").path())
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("ssh_host_") && n.ends_with("_key"))
-        })
-        .unwrap_or_else(|| panic!("no ssh_host_*_key in {}", dir.display()))
-}
-
 /// Decrypts a sealed bundle file with the Go `age` CLI into `out` (inside a test temp dir).
 pub fn age_decrypt(identity: &Path, sealed: &Path, out: &Path) {
     let output = run(
@@ -270,7 +179,7 @@ impl ExampleCluster {
     /// Runs `kubepki recreate` with the operator's test identity and asserts it succeeded.
     pub fn recreate(&self) {
         let inventory = self.inventory();
-        let identity = operator_identity();
+        let identity = operator_key();
         let output = self.kubepki(&[
             "recreate",
             "-f",
@@ -294,7 +203,7 @@ impl ExampleCluster {
         let node_plan = plan
             .node(node)
             .unwrap_or_else(|| panic!("no node {node} in plan"));
-        let identity = host_identity(node);
+        let identity = host_key(node);
         for file in &node_plan.files {
             let source = self.bundle().join(&file.source);
             let target = dir.join(&file.install);

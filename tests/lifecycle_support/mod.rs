@@ -2,45 +2,14 @@
 //! binary, and the real consumers (git, openssl, etcd, etcdctl) with a clear message when missing.
 #![allow(dead_code)]
 
+#[path = "../basics/mod.rs"]
+mod basics;
+pub use basics::*;
+
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-pub const OPERATOR_KEY: &str = "tests/keys/operator/id_ed25519";
-
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Runs a real tool; fails (never skips) with how to install it when it is missing.
-pub fn tool(name: &str, package: &str) -> Command {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`{name}` is missing: install {package} (see .ci/run)"
-    );
-    Command::new(name)
-}
-
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = tool("git", "git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// A temporary git repository holding a copy of the example `hosts/` (without any bundle).
 pub struct Workspace {
@@ -50,17 +19,9 @@ pub struct Workspace {
 impl Workspace {
     pub fn new() -> Workspace {
         let dir = tempfile::tempdir().unwrap();
-        copy_dir(
-            &repo_root().join("hosts"),
-            &dir.path().join("hosts"),
-            &["pki"],
-        );
+        copy_dir(&repo().join("hosts"), &dir.path().join("hosts"), &["pki"]);
         // The repository's ignore rules (they hide kubepki's lock and staging folders).
-        fs::copy(
-            repo_root().join(".gitignore"),
-            dir.path().join(".gitignore"),
-        )
-        .unwrap();
+        fs::copy(repo().join(".gitignore"), dir.path().join(".gitignore")).unwrap();
         let ws = Workspace { dir };
         git(ws.root(), &["init", "-q", "-b", "main"]);
         git(ws.root(), &["config", "user.name", "Test Operator"]);
@@ -121,30 +82,9 @@ impl Workspace {
     }
 }
 
-pub fn operator_key() -> PathBuf {
-    repo_root().join(OPERATOR_KEY)
-}
-
-pub fn copy_dir(from: &Path, to: &Path, skip: &[&str]) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if skip.iter().any(|s| name == *s) {
-            continue;
-        }
-        let target = to.join(&name);
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target, &[]);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// Decrypts a sealed bundle file with the Go `age` CLI and the operator test key.
 pub fn age_decrypt(file: &Path) -> Vec<u8> {
-    let out = tool("age", "age")
+    let out = tool("age")
         .arg("-d")
         .arg("-i")
         .arg(operator_key())
@@ -162,7 +102,7 @@ pub fn age_decrypt(file: &Path) -> Vec<u8> {
 
 /// `openssl verify -CAfile <trust bundle> <leaf>`; returns whether it verified, and the output.
 pub fn openssl_verify(trust_bundle: &Path, leaf: &Path) -> (bool, String) {
-    let out = tool("openssl", "openssl")
+    let out = tool("openssl")
         .args(["verify", "-CAfile"])
         .arg(trust_bundle)
         .arg(leaf)
@@ -174,14 +114,6 @@ pub fn openssl_verify(trust_bundle: &Path, leaf: &Path) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A real etcd on 127.0.0.1 with client-certificate authentication.
@@ -201,10 +133,11 @@ impl Drop for Etcd {
 impl Etcd {
     /// Starts etcd serving `cert`/`key` (plaintext PEM) and trusting `trusted_ca` for clients.
     pub fn start(dir: &Path, cert: &Path, key: &Path, trusted_ca: &Path) -> Etcd {
-        let (client, peer) = (free_port(), free_port());
+        let ports = free_ports(2);
+        let (client, peer) = (ports[0], ports[1]);
         let endpoint = format!("https://127.0.0.1:{client}");
         let log = dir.join("etcd.log");
-        let child = tool("etcd", "etcd-server")
+        let child = tool("etcd")
             .arg("--name=test")
             .arg(format!("--data-dir={}", dir.join("data").display()))
             .arg(format!("--listen-client-urls={endpoint}"))
@@ -253,7 +186,7 @@ impl Etcd {
 
     /// `etcdctl put` with a client certificate; returns whether etcd accepted it, and the output.
     pub fn put(&self, ca: &Path, cert: &Path, key: &Path, k: &str, v: &str) -> (bool, String) {
-        let out = tool("etcdctl", "etcd-client")
+        let out = tool("etcdctl")
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", self.endpoint))
             .arg(format!("--cacert={}", ca.display()))

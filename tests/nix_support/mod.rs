@@ -8,15 +8,15 @@
 
 #![allow(dead_code)]
 
+#[path = "../basics/mod.rs"]
+mod basics;
+pub use basics::*;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kubepki::inventory::Inventory;
 use kubepki::plan::plan;
-
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 pub fn example_inventory() -> PathBuf {
     repo().join("hosts/cluster.toml")
