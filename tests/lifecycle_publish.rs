@@ -44,6 +44,16 @@ fn changed(path: PathBuf, change: FileChange, reason: &str) -> ChangedFile {
     }
 }
 
+/// Rewrites node `a`'s kubelet-client certificate and describes that as a renewal.
+fn renew_one(pki: &Path) -> Publication {
+    let cert = pki.join("nodes/a/kubelet-client.crt");
+    write(&cert, "a v2\n");
+    Publication {
+        subject: "kubepki: renew 1 expiring".into(),
+        files: vec![changed(cert, FileChange::Modified, "expiring")],
+    }
+}
+
 fn head(root: &Path) -> String {
     git(root, &["rev-parse", "HEAD"]).trim().to_string()
 }
@@ -191,16 +201,8 @@ fn refuses_when_unrelated_changes_are_already_staged() {
     let pki = root.join("hosts/pki");
     write(&root.join("README.md"), "staged by the operator\n");
     git(&root, &["add", "README.md"]);
-    write(&pki.join("nodes/a/kubelet-client.crt"), "a v2\n");
     let before = head(&root);
-    let publication = Publication {
-        subject: "kubepki: renew 1 expiring".into(),
-        files: vec![changed(
-            pki.join("nodes/a/kubelet-client.crt"),
-            FileChange::Modified,
-            "expiring",
-        )],
-    };
+    let publication = renew_one(&pki);
     let error = publish(&pki, &publication, PublishOptions::commit()).unwrap_err();
     assert!(
         matches!(&error, PublishError::UnrelatedStaged { paths } if paths == &["README.md"]),
@@ -223,16 +225,8 @@ fn refuses_when_unrelated_changes_are_already_staged() {
 fn no_commit_leaves_git_alone() {
     let (_dir, root) = repo();
     let pki = root.join("hosts/pki");
-    write(&pki.join("nodes/a/kubelet-client.crt"), "a v2\n");
     let before = head(&root);
-    let publication = Publication {
-        subject: "kubepki: renew 1 expiring".into(),
-        files: vec![changed(
-            pki.join("nodes/a/kubelet-client.crt"),
-            FileChange::Modified,
-            "expiring",
-        )],
-    };
+    let publication = renew_one(&pki);
     let options = PublishOptions {
         commit: false,
         push: false,
@@ -260,15 +254,7 @@ fn push_sends_the_commit_to_the_upstream_branch() {
     git(&root, &["push", "-q", "-u", "origin", "main"]);
 
     let pki = root.join("hosts/pki");
-    write(&pki.join("nodes/a/kubelet-client.crt"), "a v2\n");
-    let publication = Publication {
-        subject: "kubepki: renew 1 expiring".into(),
-        files: vec![changed(
-            pki.join("nodes/a/kubelet-client.crt"),
-            FileChange::Modified,
-            "expiring",
-        )],
-    };
+    let publication = renew_one(&pki);
     let options = PublishOptions {
         commit: true,
         push: true,
@@ -291,16 +277,8 @@ fn push_sends_the_commit_to_the_upstream_branch() {
 fn push_without_an_upstream_is_a_clear_error_after_the_local_commit() {
     let (_dir, root) = repo();
     let pki = root.join("hosts/pki");
-    write(&pki.join("nodes/a/kubelet-client.crt"), "a v2\n");
     let before = head(&root);
-    let publication = Publication {
-        subject: "kubepki: renew 1 expiring".into(),
-        files: vec![changed(
-            pki.join("nodes/a/kubelet-client.crt"),
-            FileChange::Modified,
-            "expiring",
-        )],
-    };
+    let publication = renew_one(&pki);
     let options = PublishOptions {
         commit: true,
         push: true,
